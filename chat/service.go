@@ -1,0 +1,162 @@
+package chat
+
+import (
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Limits and defaults of MaxIM (maxim-spec.md §10).
+const (
+	DefaultGroupLimit   = 50
+	DefaultRoomLimit    = 1000
+	DefaultMaxBodyLen   = 64 << 10
+	DefaultListLimit    = 20
+	MaxListLimit        = 100
+	DefaultRetention7d  = 7 * 24 * time.Hour
+	DefaultRetention1y  = 365 * 24 * time.Hour
+	secondsCutoffMillis = 100_000_000_000 // ts below this is taken as seconds
+)
+
+// Retention is how long each kind of conversation is kept (maxim-spec.md §7).
+// A zero value means the default; a negative value keeps records for ever.
+type Retention struct {
+	Friend    time.Duration
+	Group     time.Duration
+	Stranger  time.Duration
+	Passenger time.Duration
+}
+
+// Options configures a Service. Zero values take the MaxIM defaults.
+type Options struct {
+	AppID      string
+	GroupLimit int // owner ∪ members, default 50
+	RoomLimit  int // default 1000
+	MaxBodyLen int // bytes of content.body, default 64 KiB
+	Retention  Retention
+}
+
+// Service holds every rule of the domain. The REST handlers and the MQTT
+// hooks call it; it calls the Store, the Publisher and the Pusher.
+type Service struct {
+	Store     Store
+	Publisher Publisher
+	Pusher    Pusher
+	Presence  *Presence
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+	// Log receives the few things the domain logs itself (push failures are
+	// the pusher's). Never nil after NewService.
+	Log *slog.Logger
+
+	opts  Options
+	seed  maphash.Seed
+	locks [256]sync.RWMutex
+}
+
+// NewService returns a Service over store with the defaults filled in. The
+// Publisher and Pusher start as no-ops; set them before serving.
+func NewService(store Store, opts Options) *Service {
+	if opts.GroupLimit <= 0 {
+		opts.GroupLimit = DefaultGroupLimit
+	}
+	if opts.RoomLimit <= 0 {
+		opts.RoomLimit = DefaultRoomLimit
+	}
+	if opts.MaxBodyLen <= 0 {
+		opts.MaxBodyLen = DefaultMaxBodyLen
+	}
+	r := &opts.Retention
+	for _, d := range []*time.Duration{&r.Friend, &r.Group} {
+		if *d == 0 {
+			*d = DefaultRetention7d
+		}
+	}
+	for _, d := range []*time.Duration{&r.Stranger, &r.Passenger} {
+		if *d == 0 {
+			*d = DefaultRetention1y
+		}
+	}
+	return &Service{
+		Store:     store,
+		Publisher: NopPublisher{},
+		Pusher:    NopPusher{},
+		Presence:  NewPresence(),
+		Now:       time.Now,
+		Log:       slog.New(slog.DiscardHandler),
+		opts:      opts,
+		seed:      maphash.MakeSeed(),
+	}
+}
+
+// Options returns the effective options.
+func (s *Service) Options() Options { return s.opts }
+
+// nowMillis returns the server time in ms.
+func (s *Service) nowMillis() int64 { return s.Now().UnixMilli() }
+
+// RetentionOf returns the retention of a conversation kind ('f', 'g', 's',
+// 'p'); a negative duration means for ever.
+func (s *Service) RetentionOf(kind byte) time.Duration {
+	switch kind {
+	case 'f':
+		return s.opts.Retention.Friend
+	case 'g':
+		return s.opts.Retention.Group
+	case 's':
+		return s.opts.Retention.Stranger
+	case 'p':
+		return s.opts.Retention.Passenger
+	}
+	return -1
+}
+
+// notBefore returns the oldest TS of conv still within retention at now.
+func (s *Service) notBefore(conv Conv, now int64) int64 {
+	d := s.RetentionOf(conv.Kind())
+	if d < 0 {
+		return 0
+	}
+	return now - d.Milliseconds()
+}
+
+// ttl returns the store TTL of a new record of conv (0: keep for ever).
+func (s *Service) ttl(conv Conv) time.Duration {
+	if d := s.RetentionOf(conv.Kind()); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// lockKey returns the lock guarding a membership object: "g:<gid>",
+// "r:<rid>" or a friend conversation. Senders hold it for reading while they
+// check membership and hand the message to delivery; REST changes to the
+// membership hold it for writing, so once a change returns no send that
+// began before it can still deliver to a removed member.
+func (s *Service) lockKey(key string) *sync.RWMutex {
+	return &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
+}
+
+// NormalizeLimit clamps a list limit: ≤0 → 20, >100 → 100.
+func NormalizeLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultListLimit
+	}
+	if limit > MaxListLimit {
+		return MaxListLimit
+	}
+	return limit
+}
+
+// NormalizeCutoff turns a history cutoff into ms: 0 → now; values below
+// 1e11 are seconds (the iOS API takes seconds).
+func NormalizeCutoff(ts, now int64) int64 {
+	if ts <= 0 {
+		return now + 1 // records at exactly now are included
+	}
+	if ts < secondsCutoffMillis {
+		return ts * 1000
+	}
+	return ts
+}

@@ -1,0 +1,97 @@
+package chat
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistent state of the app. storage.DB implements it on
+// Badger; another engine can take over by implementing the same contract.
+//
+// Every method returns *Error values for domain conditions (CodeNotFound) and
+// wraps engine failures as plain errors (reported as CodeDatabase).
+type Store interface {
+	// View runs fn in a read-only, consistent snapshot.
+	View(ctx context.Context, fn func(Tx) error) error
+
+	// Update runs fn in a read-write transaction: every write fn makes
+	// commits atomically, or none does. On a write conflict with a concurrent
+	// transaction fn is run again on a fresh snapshot, so fn must not have
+	// side effects outside tx.
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// AppendRecord stores rec in rec.Conv and assigns rec.Seq, the next
+	// sequence number of the conversation (1, 2, ...). rec.TS is raised to the
+	// conversation's latest TS if it is older, so TS never goes backwards
+	// within a conversation and (TS, Seq) order equals append order. The
+	// record expires ttl after rec.TS (0: never). When AppendRecord returns
+	// nil the record is durable to the configured sync level.
+	AppendRecord(ctx context.Context, rec *Record, ttl time.Duration) error
+
+	// Records returns at most limit records of conv with notBefore <= TS <
+	// before: the latest ones, in ascending (TS, Seq) order. It costs a
+	// bounded seek, not a scan, whatever the size of the store.
+	Records(ctx context.Context, conv Conv, before, notBefore int64, limit int) ([]Record, error)
+
+	// DeleteRecords removes every record of conv (and its sequence counter).
+	DeleteRecords(ctx context.Context, conv Conv) error
+
+	// Close flushes and closes the store.
+	Close() error
+}
+
+// Tx is one transaction of a [Store]. Getters return an error with
+// CodeNotFound when the object does not exist. Returned objects are copies
+// the caller may change and Put back.
+type Tx interface {
+	// User returns the stored user context.
+	User(id string) (*UserRecord, error)
+	// PutUser creates or replaces a user context.
+	PutUser(u *UserRecord) error
+	// Users calls fn for every user in id order until fn returns an error.
+	Users(fn func(*UserRecord) error) error
+
+	// Friendship returns the friendship of a and b, in either order.
+	Friendship(a, b string) (*Friendship, error)
+	// PutFriendship stores f so that both f.From and f.To see it.
+	PutFriendship(f *Friendship) error
+	// DeleteFriendship removes the friendship of a and b; a missing one is no error.
+	DeleteFriendship(a, b string) error
+	// Friendships returns the friendships of uid, ordered by TS ascending.
+	Friendships(uid string) ([]*Friendship, error)
+
+	// Group returns a group.
+	Group(id string) (*Group, error)
+	// PutGroup creates or replaces a group and keeps the member index
+	// (owner and members) in step with it.
+	PutGroup(g *Group) error
+	// DeleteGroup removes a group and its index entries; missing is no error.
+	DeleteGroup(id string) error
+	// Groups calls fn for every group in id order until fn returns an error.
+	Groups(fn func(*Group) error) error
+	// GroupIDsOf returns the ids of the groups uid owns or is a member of.
+	GroupIDsOf(uid string) ([]string, error)
+
+	// Room returns a room.
+	Room(id string) (*Room, error)
+	// PutRoom creates or replaces a room and keeps the member index in step.
+	PutRoom(r *Room) error
+	// DeleteRoom removes a room and its index entries; missing is no error.
+	DeleteRoom(id string) error
+	// Rooms calls fn for every room in id order until fn returns an error.
+	Rooms(fn func(*Room) error) error
+	// RoomIDsOf returns the ids of the rooms uid is a member of.
+	RoomIDsOf(uid string) ([]string, error)
+
+	// Passenger returns a passenger.
+	Passenger(id string) (*PassengerRecord, error)
+	// PutPassenger creates or replaces a passenger.
+	PutPassenger(p *PassengerRecord) error
+
+	// Stranger returns the association of uid with other.
+	Stranger(uid, other string) (*Stranger, error)
+	// PutStranger creates or replaces one direction of an association.
+	PutStranger(s *Stranger) error
+	// Strangers returns the associations of uid, latest Last first.
+	Strangers(uid string) ([]*Stranger, error)
+}
