@@ -1,0 +1,199 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of mqim. configs/mqim.yaml documents
+// every field. Precedence: defaults < --config file < MQIM_* environment.
+type Config struct {
+	// DataDir holds the Badger store, the generated credentials and the
+	// attachments.
+	DataDir string        `yaml:"data_dir"`
+	Log     LogConfig     `yaml:"log"`
+	App     AppConfig     `yaml:"app"`
+	HTTP    HTTPConfig    `yaml:"http"`
+	MQTT    MQTTConfig    `yaml:"mqtt"`
+	Storage StorageConfig `yaml:"storage"`
+	Chat    ChatConfig    `yaml:"chat"`
+	Push    PushConfig    `yaml:"push"`
+	Attach  AttachConfig  `yaml:"attachments"`
+}
+
+// LogConfig sets the zerolog output.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Pretty bool   `yaml:"pretty"` // human-readable console output instead of JSON
+}
+
+// AppConfig is the one app this server hosts.
+type AppConfig struct {
+	ID            string        `yaml:"id"`
+	Key           string        `yaml:"key"`        // client key (any SDK key)
+	MasterKey     string        `yaml:"master_key"` // admin key
+	SignTolerance time.Duration `yaml:"sign_tolerance"`
+	StrictAdmin   bool          `yaml:"strict_admin"`
+}
+
+// HTTPConfig is the REST listener.
+type HTTPConfig struct {
+	Addr         string        `yaml:"addr"`
+	BodyLimit    int           `yaml:"body_limit"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout bounds how long in-flight requests may run on stop.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// StorageConfig tunes Badger.
+type StorageConfig struct {
+	SyncWrites bool `yaml:"sync_writes"`
+}
+
+// ChatConfig holds the MaxIM limits and retention periods.
+type ChatConfig struct {
+	GroupLimit int             `yaml:"group_limit"`
+	RoomLimit  int             `yaml:"room_limit"`
+	MaxBodyLen int             `yaml:"max_body_len"`
+	Retention  RetentionConfig `yaml:"retention"`
+}
+
+// RetentionConfig is how long each kind of history is kept.
+type RetentionConfig struct {
+	Friend    time.Duration `yaml:"friend"`
+	Group     time.Duration `yaml:"group"`
+	Stranger  time.Duration `yaml:"stranger"`
+	Passenger time.Duration `yaml:"passenger"`
+}
+
+// DefaultConfig returns the embedded defaults: everything runs with no file.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "./data",
+		Log:     LogConfig{Level: "info"},
+		App:     AppConfig{SignTolerance: 15 * time.Minute},
+		HTTP: HTTPConfig{
+			Addr:            ":8080",
+			BodyLimit:       1 << 20,
+			ReadTimeout:     30 * time.Second,
+			WriteTimeout:    30 * time.Second,
+			IdleTimeout:     120 * time.Second,
+			ShutdownTimeout: 10 * time.Second,
+		},
+		MQTT:   DefaultMQTTConfig(),
+		Chat:   ChatConfig{GroupLimit: 50, RoomLimit: 1000, MaxBodyLen: 64 << 10, Retention: RetentionConfig{Friend: 7 * 24 * time.Hour, Group: 7 * 24 * time.Hour, Stranger: 365 * 24 * time.Hour, Passenger: 365 * 24 * time.Hour}},
+		Push:   DefaultPushConfig(),
+		Attach: DefaultAttachConfig(),
+	}
+}
+
+// LoadConfig returns the defaults overlaid with the file at path (if not
+// empty) and then with the environment. A file that cannot be read or parsed
+// is an error naming the file and the problem.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := cfg.applyEnv(getenv); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// envVars lists the environment overrides, documented in README.md.
+var envVars = []struct {
+	name  string
+	apply func(c *Config, v string) error
+}{
+	{"MQIM_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"MQIM_HTTP_ADDR", func(c *Config, v string) error { c.HTTP.Addr = v; return nil }},
+	{"MQIM_MQTT_ADDR", func(c *Config, v string) error { c.MQTT.TCPAddr = v; return nil }},
+	{"MQIM_WS_ADDR", func(c *Config, v string) error { c.MQTT.WSAddr = v; return nil }},
+	{"MQIM_TLS_ADDR", func(c *Config, v string) error { c.MQTT.TLSAddr = v; return nil }},
+	{"MQIM_APP_ID", func(c *Config, v string) error { c.App.ID = v; return nil }},
+	{"MQIM_APP_KEY", func(c *Config, v string) error { c.App.Key = v; return nil }},
+	{"MQIM_MASTER_KEY", func(c *Config, v string) error { c.App.MasterKey = v; return nil }},
+	{"MQIM_SIGN_TOLERANCE", func(c *Config, v string) error { return setDuration(&c.App.SignTolerance, v) }},
+	{"MQIM_STRICT_ADMIN", func(c *Config, v string) error { return setBool(&c.App.StrictAdmin, v) }},
+	{"MQIM_SYNC_WRITES", func(c *Config, v string) error { return setBool(&c.Storage.SyncWrites, v) }},
+	{"MQIM_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"MQIM_PUBLIC_URL", func(c *Config, v string) error { c.Attach.PublicURL = v; return nil }},
+	{"MQIM_PUSH_WEBHOOK_URL", func(c *Config, v string) error { c.Push.WebhookURL = v; return nil }},
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	var errs []error
+	for _, e := range envVars {
+		if v := getenv(e.name); v != "" {
+			if err := e.apply(c, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", e.name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func setDuration(d *time.Duration, v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	*d = x
+	return nil
+}
+
+func setBool(b *bool, v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	*b = x
+	return nil
+}
+
+// Validate collects every problem of the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir must not be empty"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	if c.App.SignTolerance < 0 {
+		errs = append(errs, errors.New("app.sign_tolerance must not be negative"))
+	}
+	if c.HTTP.Addr == "" {
+		errs = append(errs, errors.New("http.addr must not be empty"))
+	}
+	if c.HTTP.BodyLimit <= 0 {
+		errs = append(errs, errors.New("http.body_limit must be positive"))
+	}
+	if c.Chat.GroupLimit <= 0 || c.Chat.RoomLimit <= 0 || c.Chat.MaxBodyLen <= 0 {
+		errs = append(errs, errors.New("chat limits must be positive"))
+	}
+	errs = append(errs, c.MQTT.validate()...)
+	errs = append(errs, c.Push.validate()...)
+	errs = append(errs, c.Attach.validate()...)
+	return errors.Join(errs...)
+}

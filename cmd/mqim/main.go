@@ -1,0 +1,241 @@
+// Command mqim is the mqim server: the MaxIM REST API and the MQTT
+// real-time layer over one embedded Badger store, in one binary.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/rest"
+	"github.com/mqim/mqim/storage"
+)
+
+// version is set by the linker (-X main.version=...).
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "mqim:", err)
+		os.Exit(2)
+	}
+	if m.checkOnly {
+		fmt.Println("config ok")
+		return
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "mqim:", err)
+		m.Close()
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	m.Log.Info().Msg("shutting down")
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "mqim: close:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the running program: configuration and every component, so that
+// tests can start the whole server without flag parsing.
+type Main struct {
+	Config Config
+	Log    zerolog.Logger
+	// Out receives the one-time credentials banner (stdout).
+	Out io.Writer
+
+	DB      *storage.DB
+	Service *chat.Service
+	Auth    *chat.Authenticator
+	HTTP    *rest.Server
+	mqtt    mqttParts   // owned by mqtt.go
+	attach  attachParts // owned by attach.go
+
+	checkOnly bool
+}
+
+// NewMain returns a Main with the embedded defaults.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Log: zerolog.New(os.Stderr).With().Timestamp().Logger(), Out: os.Stdout}
+}
+
+// ParseFlags reads --config and the environment into m.Config.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("mqim", flag.ContinueOnError)
+	path := fs.String("config", "", "path to a YAML config file (see configs/mqim.yaml)")
+	fs.BoolVar(&m.checkOnly, "check-config", false, "validate the configuration and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Println("mqim", version)
+		return flag.ErrHelp
+	}
+	cfg, err := LoadConfig(*path, getenv)
+	if err != nil {
+		return err
+	}
+	m.Config = cfg
+	return nil
+}
+
+// Run opens the store and starts every listener. It returns once the server
+// is serving; Close stops it.
+func (m *Main) Run(ctx context.Context) error {
+	c := &m.Config
+	m.Log = newLogger(c.Log, m.Log)
+	m.Log.Info().Str("version", version).Int("pid", os.Getpid()).Str("data_dir", c.DataDir).Msg("starting mqim")
+
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := m.loadCredentials(); err != nil {
+		return err
+	}
+	db, err := storage.Open(storage.Options{
+		Dir:        filepath.Join(c.DataDir, "db"),
+		SyncWrites: c.Storage.SyncWrites,
+		Logger:     m.Log.With().Str("component", "storage").Logger(),
+	})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	m.DB = db
+
+	m.Auth = &chat.Authenticator{
+		AppID:     c.App.ID,
+		Keys:      []chat.Key{{Value: c.App.Key, Role: chat.RoleClient}, {Value: c.App.MasterKey, Role: chat.RoleMaster}},
+		Tolerance: c.App.SignTolerance,
+	}
+	m.Service = chat.NewService(db, chat.Options{
+		AppID:      c.App.ID,
+		GroupLimit: c.Chat.GroupLimit,
+		RoomLimit:  c.Chat.RoomLimit,
+		MaxBodyLen: c.Chat.MaxBodyLen,
+		Retention: chat.Retention{
+			Friend: c.Chat.Retention.Friend, Group: c.Chat.Retention.Group,
+			Stranger: c.Chat.Retention.Stranger, Passenger: c.Chat.Retention.Passenger,
+		},
+	})
+	m.Service.Log = slog.New(zerolog.NewSlogHandler(m.Log.With().Str("component", "chat").Logger()))
+
+	if err := m.openAttachments(); err != nil {
+		return err
+	}
+	if err := m.startMQTT(ctx); err != nil {
+		return err
+	}
+
+	m.HTTP = rest.New(rest.Options{
+		Service:      m.Service,
+		Auth:         m.Auth,
+		StrictAdmin:  c.App.StrictAdmin,
+		Attachments:  m.attach.store,
+		BodyLimit:    c.HTTP.BodyLimit,
+		ReadTimeout:  c.HTTP.ReadTimeout,
+		WriteTimeout: c.HTTP.WriteTimeout,
+		IdleTimeout:  c.HTTP.IdleTimeout,
+		Log:          m.Log.With().Str("component", "rest").Logger(),
+	})
+	if err := m.HTTP.Listen(c.HTTP.Addr); err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	m.Log.Info().Str("addr", m.HTTP.Addr().String()).Msg("rest listening")
+	m.attachStarted()
+	return nil
+}
+
+// Close stops the listeners (in-flight HTTP requests finish), then the
+// broker, then the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.HTTP != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.HTTP.ShutdownTimeout)
+		errs = append(errs, m.HTTP.Shutdown(ctx))
+		cancel()
+	}
+	errs = append(errs, m.closeMQTT())
+	m.closeAttachments()
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+		m.DB = nil
+	}
+	return errors.Join(errs...)
+}
+
+func newLogger(c LogConfig, base zerolog.Logger) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	l := base
+	if c.Pretty {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
+	}
+	return l.Level(lvl)
+}
+
+// credentials is the file kept in the data directory when the server
+// generated the app credentials itself.
+type credentials struct {
+	AppID     string `json:"app_id"`
+	Key       string `json:"key"`
+	MasterKey string `json:"master_key"`
+}
+
+// loadCredentials fills missing app credentials: from the data directory if
+// an earlier start generated them, else newly generated, stored (0600) and
+// printed once.
+func (m *Main) loadCredentials() error {
+	c := &m.Config.App
+	if c.ID != "" && c.Key != "" && c.MasterKey != "" {
+		return nil
+	}
+	path := filepath.Join(m.Config.DataDir, "credentials.json")
+	var saved credentials
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &saved); err != nil {
+			return fmt.Errorf("credentials %s: %w", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		saved = credentials{AppID: chat.RandomHex(12), Key: chat.RandomHex(15), MasterKey: chat.RandomHex(15)}
+		b, _ := json.MarshalIndent(saved, "", "  ")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return fmt.Errorf("credentials: %w", err)
+		}
+		fmt.Fprintf(m.Out, "mqim generated app credentials (kept in %s):\n  app id:     %s\n  key:        %s\n  master key: %s\n",
+			path, saved.AppID, saved.Key, saved.MasterKey)
+	default:
+		return fmt.Errorf("credentials: %w", err)
+	}
+	if c.ID == "" {
+		c.ID = saved.AppID
+	}
+	if c.Key == "" {
+		c.Key = saved.Key
+	}
+	if c.MasterKey == "" {
+		c.MasterKey = saved.MasterKey
+	}
+	return nil
+}
