@@ -1,0 +1,44 @@
+# mqim — see README.md. `make run` starts the server on embedded defaults,
+# `make test` runs the whole test suite.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/mqim
+PKGS     := ./...
+
+.PHONY: all build run test test-short vet fmt-check lint check-deps ci bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mqim
+
+## run: start the server with embedded defaults (data in ./data, REST :8080, MQTT :1883, WS :8083)
+run: build
+	./$(BIN) $(if $(CONFIG),--config $(CONFIG))
+
+## test: the whole suite, with the race detector
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+
+## check-deps: the layering rules of docs/architecture.md
+check-deps:
+	@./scripts/check-deps.sh
+
+lint: fmt-check vet check-deps
+
+ci: lint test
+
+clean:
+	rm -rf bin
