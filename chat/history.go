@@ -1,0 +1,96 @@
+package chat
+
+import (
+	"context"
+	"math"
+)
+
+// FriendHistory returns the friend chat records of uid and fid (U11): the
+// latest limit records with TS < ts, within retention, ascending. ts 0
+// means now and ts below 1e11 is seconds (NormalizeCutoff); limit is
+// clamped by NormalizeLimit. Records stay readable after an unfriend until
+// they expire. Returns CodeInvalid for bad ids or uid == fid.
+func (s *Service) FriendHistory(ctx context.Context, uid, fid string, ts int64, limit int) ([]Record, error) {
+	if err := checkPair(uid, fid); err != nil {
+		return nil, err
+	}
+	return s.readHistory(ctx, FriendConv(uid, fid), ts, limit)
+}
+
+// StrangerHistory returns the stranger chat records of uid and sid (U17),
+// with the paging rules of FriendHistory.
+func (s *Service) StrangerHistory(ctx context.Context, uid, sid string, ts int64, limit int) ([]Record, error) {
+	if err := checkPair(uid, sid); err != nil {
+		return nil, err
+	}
+	return s.readHistory(ctx, StrangerConv(uid, sid), ts, limit)
+}
+
+// GroupHistory returns the records of group gid (G15), with the paging
+// rules of FriendHistory. Returns CodeNotFound for an unknown group.
+func (s *Service) GroupHistory(ctx context.Context, gid string, ts int64, limit int) ([]Record, error) {
+	if _, err := s.Group(ctx, gid); err != nil {
+		return nil, err
+	}
+	return s.readHistory(ctx, GroupConv(gid), ts, limit)
+}
+
+// PassengerHistory returns the records of passenger pid with user uid (P3),
+// with the paging rules of FriendHistory. Returns CodeNotFound for an
+// unknown passenger.
+func (s *Service) PassengerHistory(ctx context.Context, pid, uid string, ts int64, limit int) ([]Record, error) {
+	if err := CheckID("user", uid); err != nil {
+		return nil, err
+	}
+	if _, err := s.Passenger(ctx, pid); err != nil {
+		return nil, err
+	}
+	return s.readHistory(ctx, PassengerConv(pid, uid), ts, limit)
+}
+
+// ClearGroupHistory deletes every stored record of group gid (G16).
+// Returns CodeNotFound for an unknown group.
+func (s *Service) ClearGroupHistory(ctx context.Context, gid string) error {
+	if _, err := s.Group(ctx, gid); err != nil {
+		return err
+	}
+	return s.Store.DeleteRecords(ctx, GroupConv(gid))
+}
+
+func (s *Service) readHistory(ctx context.Context, conv Conv, ts int64, limit int) ([]Record, error) {
+	now := s.nowMillis()
+	recs, err := s.Store.Records(ctx, conv, NormalizeCutoff(ts, now), s.notBefore(conv, now), NormalizeLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	if recs == nil {
+		recs = []Record{}
+	}
+	return recs, nil
+}
+
+// latestRecord returns the latest record of conv still within retention, or
+// nil: the "recent" of detail lists (maxim-spec.md §5.2). The cutoff is
+// unbounded so that a record stamped a little ahead of this clock still
+// counts.
+func (s *Service) latestRecord(ctx context.Context, conv Conv, now int64) (*Record, error) {
+	recs, err := s.Store.Records(ctx, conv, math.MaxInt64, s.notBefore(conv, now), 1)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return &recs[len(recs)-1], nil
+}
+
+// checkPair validates the two user ids of a one-to-one relation.
+func checkPair(uid, other string) error {
+	if err := CheckID("user", uid); err != nil {
+		return err
+	}
+	if err := CheckID("user", other); err != nil {
+		return err
+	}
+	if uid == other {
+		return Errorf(CodeInvalid, "a user cannot pair with itself")
+	}
+	return nil
+}
