@@ -1,5 +1,9 @@
 // Package rest serves the MaxIM REST API (maxim-spec.md §3) with Fiber over
 // chat.Service.
+//
+// The package is only HTTP: routes, parameter and body parsing, the JSON
+// shapes of the spec, and the error table (error.go). Every rule lives in
+// chat.Service.
 package rest
 
 import (
@@ -8,10 +12,17 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/attachment"
 	"github.com/mqim/mqim/chat"
+)
+
+// Defaults of Options.
+const (
+	DefaultBodyLimit      = 1 << 20
+	DefaultRequestTimeout = 30 * time.Second
 )
 
 // Options configures the REST server. Zero values take defaults.
@@ -23,31 +34,63 @@ type Options struct {
 	StrictAdmin bool
 	// Attachments stores uploaded files; nil disables /attachment.
 	Attachments *attachment.Store
-	// BodyLimit is the largest request body in bytes (JSON endpoints).
-	BodyLimit    int
+	// BodyLimit is the largest JSON request body in bytes (default 1 MiB);
+	// larger bodies get 413/5010.
+	BodyLimit int
+	// UploadLimit is the largest request body of any kind, uploads
+	// included; it is raised to BodyLimit when smaller. Fiber refuses
+	// bodies past it before any handler runs.
+	UploadLimit  int
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
-	Log          zerolog.Logger
+	// RequestTimeout bounds the context of each request (store calls);
+	// default 30 s.
+	RequestTimeout time.Duration
+	Log            zerolog.Logger
 }
 
 // Server is the Fiber application of mqim.
 type Server struct {
 	app  *fiber.App
+	svc  *chat.Service
 	opts Options
 	ln   net.Listener
 }
 
-// New builds the server and its routes.
+// New builds the server and its routes. Service and Auth are required.
 func New(opts Options) *Server {
-	s := &Server{opts: opts}
+	if opts.Service == nil || opts.Auth == nil {
+		panic("rest: Options.Service and Options.Auth are required")
+	}
+	if opts.BodyLimit <= 0 {
+		opts.BodyLimit = DefaultBodyLimit
+	}
+	if opts.UploadLimit < opts.BodyLimit {
+		opts.UploadLimit = opts.BodyLimit
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	s := &Server{svc: opts.Service, opts: opts}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
-		BodyLimit:             opts.BodyLimit,
+		BodyLimit:             opts.UploadLimit,
 		ReadTimeout:           opts.ReadTimeout,
 		WriteTimeout:          opts.WriteTimeout,
 		IdleTimeout:           opts.IdleTimeout,
+		// Params, headers and bodies are handed to the store and to other
+		// goroutines; Immutable copies them out of fasthttp's reused buffers.
+		Immutable: true,
+		// SDK-JS0 calls DELETE /ctx/{id}/attributes/ and POST /passengers/.
+		StrictRouting: false,
+		CaseSensitive: true,
+		ErrorHandler:  s.writeError,
 	})
+	s.app.Use(s.logRequests)
+	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
+	s.app.Use(s.cors)
+	s.app.Use(s.authenticate)
 	s.routes()
 	return s
 }
@@ -56,6 +99,13 @@ func New(opts Options) *Server {
 // file: users.go, groups.go, rooms.go, passengers.go (REST), system.go
 // (system messages), attachment.go (uploads and downloads).
 func (s *Server) routes() {
+	s.app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	s.routeUsers(s.app)
+	s.routeGroups(s.app)
+	s.routeRooms(s.app)
+	s.routePassengers(s.app)
 	s.routeSystem(s.app)
 	s.routeAttachments(s.app)
 }
@@ -91,3 +141,73 @@ func (s *Server) Addr() net.Addr {
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.app.ShutdownWithContext(ctx)
 }
+
+// localLog is the c.Locals key of the request logger.
+const localLog = "mqim.log"
+
+// logRequests writes one line per request (never bodies or credentials),
+// gives the request an id and a bounded context, and turns the handler
+// chain's error into the MaxIM error response before logging its status.
+func (s *Server) logRequests(c *fiber.Ctx) error {
+	start := time.Now()
+	reqID := chat.RandomHex(8)
+	c.Set("X-Request-Id", reqID)
+	log := s.opts.Log.With().Str("req_id", reqID).Logger()
+	c.Locals(localLog, &log)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(log.WithContext(ctx))
+
+	if err := c.Next(); err != nil {
+		if werr := s.writeError(c, err); werr != nil {
+			log.Error().Err(werr).Msg("write error response")
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	log.Info().
+		Str("method", c.Method()).
+		Str("path", c.Path()).
+		Int("status", c.Response().StatusCode()).
+		Dur("latency", time.Since(start)).
+		Int("bytes", len(c.Response().Body())).
+		Msg("request")
+	return nil
+}
+
+// logPanic records a recovered handler panic; the client gets 500/5002.
+func (s *Server) logPanic(c *fiber.Ctx, e any) {
+	requestLog(c, s.opts.Log).Error().Interface("panic", e).Str("path", c.Path()).Msg("handler panic")
+}
+
+// requestLog returns the request's logger, or base outside a request
+// (errors fasthttp reports before the middleware runs).
+func requestLog(c *fiber.Ctx, base zerolog.Logger) *zerolog.Logger {
+	if l, ok := c.Locals(localLog).(*zerolog.Logger); ok {
+		return l
+	}
+	return &base
+}
+
+// CORS (maxim-spec.md §3.0): browser SDKs call from any origin with the
+// MaxIM headers.
+const (
+	corsMethods = "GET, POST, PUT, DELETE, OPTIONS"
+	corsHeaders = "content-type, x-ml-appid, x-ml-apikey, x-ml-request-sign, x-ml-masterkey, x-parrot-version, x-ml-session-token"
+)
+
+// cors answers preflights and marks every response as readable from any
+// origin.
+func (s *Server) cors(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
+	if c.Method() != fiber.MethodOptions {
+		return c.Next()
+	}
+	c.Set(fiber.HeaderAccessControlAllowMethods, corsMethods)
+	c.Set(fiber.HeaderAccessControlAllowHeaders, corsHeaders)
+	c.Set(fiber.HeaderAccessControlMaxAge, "86400")
+	c.Status(fiber.StatusNoContent)
+	return nil
+}
+
+// reqCtx returns the request's context (set by logRequests).
+func reqCtx(c *fiber.Ctx) context.Context { return c.UserContext() }
