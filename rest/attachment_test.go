@@ -36,6 +36,13 @@ const (
 	modeBuffered = "buffered"
 )
 
+// Credentials of the attachment tests' app (kept apart from the other
+// test files' helpers so this file stands alone).
+const (
+	attApp = "569d84a0169e7d00012c7afe"
+	attKey = "MjVvSjJUMTZveUR2d1hoNlVoQ0R1QQ"
+)
+
 // attServer is a real REST server on 127.0.0.1:0 with an attachment store
 // in a temp dir.
 type attServer struct {
@@ -76,8 +83,8 @@ func newAttServer(tb testing.TB, mode string, maxSize int64, log io.Writer) *att
 		log = io.Discard
 	}
 	srv := rest.New(rest.Options{
-		Service:     chat.NewService(db, chat.Options{AppID: testApp}),
-		Auth:        &chat.Authenticator{AppID: testApp, Keys: []chat.Key{{Value: testKey, Role: chat.RoleClient}}, Tolerance: 15 * time.Minute},
+		Service:     chat.NewService(db, chat.Options{AppID: attApp}),
+		Auth:        &chat.Authenticator{AppID: attApp, Keys: []chat.Key{{Value: attKey, Role: chat.RoleClient}}, Tolerance: 15 * time.Minute},
 		Attachments: st,
 		// Buffered mode needs room for the largest upload plus the form.
 		UploadLimit: int(st.MaxSize()) + 1<<20,
@@ -187,7 +194,7 @@ func (a *attServer) try(method, url string, hdr map[string]string, body io.Reade
 }
 
 func authHeaders(contentType string) map[string]string {
-	return map[string]string{"X-ML-AppId": testApp, "X-ML-Request-Sign": chat.Sign(testKey, time.Now().UnixMilli()), "Content-Type": contentType}
+	return map[string]string{"X-ML-AppId": attApp, "X-ML-Request-Sign": chat.Sign(attKey, time.Now().UnixMilli()), "Content-Type": contentType}
 }
 
 // upload posts parts as a signed multipart form with a Content-Length.
