@@ -219,7 +219,9 @@ func TestService_Say_Refused(t *testing.T) {
 func TestService_Say_Group(t *testing.T) {
 	e := newRTEnv(t)
 	e.users(t, "o", "a", "b")
-	e.seed(t, func(tx chat.Tx) error { return tx.PutGroup(&chat.Group{ID: "g1", Owner: "o", Members: []string{"a", "b"}}) })
+	e.seed(t, func(tx chat.Tx) error {
+		return tx.PutGroup(&chat.Group{ID: "g1", Owner: "o", Members: []string{"a", "b"}})
+	})
 	res, err := e.svc.Say(context.Background(), chat.User("a"), "a1", chat.SayTarget{Type: chat.TypeGroup, ID: "g1"}, []byte(`{"content":{"body":"hey"}}`))
 	if err != nil {
 		t.Fatal(err)
