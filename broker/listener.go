@@ -1,0 +1,202 @@
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/rs/zerolog"
+)
+
+// connGuard is what every listener of a Server shares: the connection cap,
+// the CONNECT deadline and the panic isolation around mochi's per-connection
+// code.
+type connGuard struct {
+	open    atomic.Int64 // open sockets, all listeners together
+	max     int64
+	timeout time.Duration
+	log     zerolog.Logger
+	// onPanic is called after a connection's goroutine panicked and was
+	// recovered, with the connection (already closed).
+	onPanic func(c net.Conn)
+}
+
+// admit counts a new socket, or reports false when the cap is reached.
+func (g *connGuard) admit() bool {
+	if g.open.Add(1) > g.max {
+		g.open.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (g *connGuard) release() { g.open.Add(-1) }
+
+// serve runs mochi's establish for one connection. mochi has no recover in
+// its connection path, so a decoder panic (mochi-mqtt/server#501) would kill
+// the whole process; here it closes that connection only. The deadline set
+// before establish bounds how long the peer may take to send CONNECT: mochi
+// replaces it with the keepalive deadline once CONNECT is processed.
+func (g *connGuard) serve(listener string, c net.Conn, establish listeners.EstablishFn) {
+	defer func() {
+		if v := recover(); v != nil {
+			_ = c.Close()
+			g.log.Error().Str("listener", listener).Str("remote", c.RemoteAddr().String()).
+				Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).
+				Msg("connection handler panicked; connection closed")
+			if g.onPanic != nil {
+				g.onPanic(c)
+			}
+		}
+	}()
+	_ = c.SetDeadline(time.Now().Add(g.timeout))
+	if err := establish(listener, c); err != nil {
+		g.log.Debug().Str("listener", listener).Str("remote", c.RemoteAddr().String()).Err(err).Msg("connection ended")
+	}
+}
+
+// connSet tracks a listener's sockets so that Close can end the ones mochi
+// does not know about yet (still before CONNECT): mochi's Close waits for
+// every connection goroutine, and those would otherwise hold it until their
+// CONNECT deadline.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// add registers c; false when the set is already closed.
+func (s *connSet) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) remove(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// closeAll closes every tracked socket and refuses new ones.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
+}
+
+// netListener is a mochi listener on TCP, or TLS when tlsConf is set. It
+// replaces mochi's listeners.TCP to add the connection cap, the CONNECT
+// deadline and panic isolation.
+type netListener struct {
+	id      string
+	addr    string
+	tlsConf *tls.Config
+	guard   *connGuard
+
+	ln    net.Listener
+	conns connSet
+	end   atomic.Bool
+}
+
+var _ listeners.Listener = (*netListener)(nil)
+
+// ID implements listeners.Listener.
+func (l *netListener) ID() string { return l.id }
+
+// Address implements listeners.Listener: the bound address after Init.
+func (l *netListener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.addr
+}
+
+// Protocol implements listeners.Listener.
+func (l *netListener) Protocol() string {
+	if l.tlsConf != nil {
+		return "tls"
+	}
+	return "tcp"
+}
+
+// Init binds the address, so that a port clash fails at start.
+func (l *netListener) Init(*slog.Logger) error {
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return err
+	}
+	if l.tlsConf != nil {
+		ln = tls.NewListener(ln, l.tlsConf)
+	}
+	l.ln = ln
+	return nil
+}
+
+// Serve accepts until Close. Each connection runs in its own goroutine
+// under the guard.
+func (l *netListener) Serve(establish listeners.EstablishFn) {
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.end.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failures (EMFILE): back off as net/http does
+			// instead of spinning.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.guard.log.Warn().Err(err).Str("listener", l.id).Dur("retry_in", backoff).Msg("accept failed")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if !l.guard.admit() {
+			l.guard.log.Warn().Str("listener", l.id).Str("remote", c.RemoteAddr().String()).Msg("connection limit reached; connection refused")
+			_ = c.Close()
+			continue
+		}
+		if !l.conns.add(c) {
+			l.guard.release()
+			_ = c.Close()
+			return
+		}
+		go func() {
+			defer l.guard.release()
+			defer l.conns.remove(c)
+			l.guard.serve(l.id, c, establish)
+		}()
+	}
+}
+
+// Close stops accepting, disconnects the listener's clients (mochi sends
+// them DISCONNECT) and closes the sockets that had not sent CONNECT yet.
+func (l *netListener) Close(closeClients listeners.CloseFn) {
+	if !l.end.CompareAndSwap(false, true) {
+		return
+	}
+	if l.ln != nil {
+		_ = l.ln.Close()
+	}
+	closeClients(l.id)
+	l.conns.closeAll()
+}
