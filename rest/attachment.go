@@ -68,7 +68,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 	req := c.Request()
 	var body io.Reader
 	if rs := c.Context().RequestBodyStream(); rs != nil {
-		body = s.uploadReader(c, rs)
+		body = s.uploadReader(c, &stickyEOF{r: rs})
 	}
 	if cl := int64(req.Header.ContentLength()); cl > limit+formSlack {
 		// Refuse on the header alone, storing nothing. A body up to about
@@ -76,7 +76,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 		// sends it all before reading any answer, gets the 413 rather than
 		// a reset connection; a bigger one is cut off at once.
 		if cl <= 2*limit+formSlack {
-			finishBody(c, body, cl)
+			discardBody(c, body, cl)
 		} else if body != nil {
 			c.Context().SetConnectionClose()
 		}
@@ -85,7 +85,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	boundary := params["boundary"]
 	if err != nil || mt != "multipart/form-data" || boundary == "" || c.Get(fiber.HeaderContentEncoding) != "" {
-		finishBody(c, body, drainLimit)
+		discardBody(c, body, drainLimit)
 		return errNotMultipart
 	}
 
@@ -97,7 +97,7 @@ func (s *Server) uploadAttachment(c *fiber.Ctx) error {
 		if chat.ErrorCode(err) == chat.CodeFileTooLarge {
 			budget = limit
 		}
-		finishBody(c, body, budget)
+		discardBody(c, body, budget)
 	case !s.app.Server().DisablePreParseMultipartForm && req.Header.ContentLength() > 0:
 		// fasthttp parsed the form while reading the body (files past
 		// 16 MiB went to temp files); req.Body() would re-assemble it.
@@ -219,20 +219,42 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// finishBody discards what is left of a streamed request body (nil: none),
+// discardBody discards what is left of a streamed request body (nil: none),
 // up to budget bytes, or else marks the connection to close after the
 // answer. Two reasons: fasthttp does not skip an unread streamed body, so
 // the leftover bytes would be parsed as the next request on the
 // connection; and closing a socket with unread input resets it, which
 // makes most clients (browsers, Go) report a network error instead of the
 // answer. Discarding costs bandwidth, never memory.
-func finishBody(c *fiber.Ctx, body io.Reader, budget int64) {
+//
+// Once the body is known to be over, it is released, so that nothing reads
+// the chunked stream again: fasthttp's does not stay at EOF, a further Read
+// waits for the next chunk header until the read deadline.
+func discardBody(c *fiber.Ctx, body io.Reader, budget int64) {
 	if body == nil {
 		return
 	}
 	if _, err := io.CopyN(io.Discard, body, budget+1); err != io.EOF {
 		c.Context().SetConnectionClose()
+		return
 	}
+	c.Request().ResetBody()
+}
+
+// stickyEOF keeps returning the first error of r (io.EOF above all)
+// without reading r again; see discardBody.
+type stickyEOF struct {
+	r   io.Reader
+	err error
+}
+
+func (s *stickyEOF) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	s.err = err
+	return n, err
 }
 
 func errFileTooLarge(limit int64) error {

@@ -1,8 +1,10 @@
 package rest_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -10,7 +12,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -26,13 +30,13 @@ import (
 
 // Body-reading modes of the Fiber app under test.
 const (
-	// modeStream is StreamRequestBody with DisablePreParseMultipartForm:
-	// the handler reads the upload from the connection (the setting asked
-	// of rest/server.go, see docs/attachments.md).
+	// modeStream is StreamRequestBody with DisablePreParseMultipartForm,
+	// as rest.New sets them: the handler reads the upload from the
+	// connection.
 	modeStream = "stream"
-	// modeBuffered is rest.New as configured today: fasthttp reads the
-	// whole body (pre-parsing a multipart form with a Content-Length)
-	// before any handler runs, up to UploadLimit.
+	// modeBuffered is Fiber's default, which the handler still supports:
+	// fasthttp reads the whole body (pre-parsing a multipart form with a
+	// Content-Length) before any handler runs, up to UploadLimit.
 	modeBuffered = "buffered"
 )
 
@@ -91,11 +95,10 @@ func newAttServer(tb testing.TB, mode string, maxSize int64, log io.Writer) *att
 		ReadTimeout: 30 * time.Second,
 		Log:         zerolog.New(log),
 	})
-	if mode == modeStream {
-		fs := srv.App().Server()
-		fs.StreamRequestBody = true
-		fs.DisablePreParseMultipartForm = true
-	}
+	// Set both ways, whatever rest.New chose, so each mode is tested.
+	fs := srv.App().Server()
+	fs.StreamRequestBody = mode == modeStream
+	fs.DisablePreParseMultipartForm = mode == modeStream
 	if err := srv.Listen("127.0.0.1:0"); err != nil {
 		tb.Fatalf("Listen: %v", err)
 	}
@@ -433,12 +436,7 @@ func TestAttachment_TooLarge(t *testing.T) {
 // zeroUpload returns a multipart form with one file of size zero bytes,
 // generated as it is read, and its Content-Type and length.
 func zeroUpload(size int64) (string, io.Reader, int64) {
-	var head bytes.Buffer
-	w := multipart.NewWriter(&head)
-	w.CreateFormFile("attachment", "big.bin")
-	tail := "\r\n--" + w.Boundary() + "--\r\n"
-	body := io.MultiReader(bytes.NewReader(head.Bytes()), io.LimitReader(zeroReader{}, size), strings.NewReader(tail))
-	return w.FormDataContentType(), body, int64(head.Len()) + size + int64(len(tail))
+	return formAround("big.bin", io.LimitReader(zeroReader{}, size), size)
 }
 
 type zeroReader struct{}
@@ -551,4 +549,232 @@ func TestAttachment_URLBase(t *testing.T) {
 			t.Errorf("headers %v: status %d, URLs %q; want prefix %q", tc.hdr, r.Status, urls, tc.want)
 		}
 	}
+}
+
+// memChildEnv makes the test binary a server child for
+// TestAttachment_Memory; its value is the body-reading mode.
+const memChildEnv = "MQIM_ATTACH_MEMCHILD"
+
+// Ensure a 20 MiB upload (the default limit) raises the server's peak
+// resident memory by less than 64 MiB. The server runs in a child process
+// (this test binary, re-executed) so that the client's buffers do not
+// count; the client streams the body from a generator. Peak is the child's
+// VmHWM, reset through /proc/<pid>/clear_refs once idle.
+//
+// Run: go test ./rest -run TestAttachment_Memory -v
+// (skipped with -short and with -race, whose shadow memory inflates RSS).
+func TestAttachment_Memory(t *testing.T) {
+	if testing.Short() || raceEnabled() {
+		t.Skip("memory figure: needs a non-race, non-short run")
+	}
+	if _, err := os.Stat("/proc/self/clear_refs"); err != nil {
+		t.Skip("needs Linux /proc")
+	}
+	const size = attachment.DefaultMaxSize
+	for _, tc := range []struct {
+		mode, desc string
+		chunked    bool
+		image      bool
+		assert     bool
+	}{
+		{modeStream, "upload", false, false, true},
+		{modeStream, "upload chunked", true, false, true},
+		{modeStream, "upload image", false, true, false},
+		{modeBuffered, "upload", false, false, false},
+		{modeBuffered, "upload chunked", true, false, false},
+	} {
+		t.Run(tc.mode+" "+tc.desc, func(t *testing.T) {
+			child := startMemChild(t, tc.mode)
+			var ct string
+			var body io.Reader
+			var n int64
+			if tc.image {
+				ct, body, n = imageUpload(t, size)
+			} else {
+				ct, body, n = randomUpload(size)
+			}
+			// Warm up (code paths, pools), then measure from idle.
+			child.upload(t, "text/plain", strings.NewReader("warm-up"), false)
+			idle := child.resetPeak(t)
+			if tc.chunked {
+				n = -1
+			}
+			urls := child.uploadForm(t, ct, body, n)
+			peak := child.status(t, "VmHWM")
+			t.Logf("%s mode, %s of %d MiB (%d URLs): idle RSS %.1f MiB, peak %.1f MiB, +%.1f MiB",
+				tc.mode, tc.desc, size>>20, len(urls), mib(idle), mib(peak), mib(peak-idle))
+			if tc.assert && peak-idle >= 64<<20 {
+				t.Errorf("peak RSS grew by %.1f MiB during the upload, want < 64 MiB", mib(peak-idle))
+			}
+			if tc.mode == modeStream && !tc.image {
+				// The download streams the file too (not asserted: the
+				// request logger's own behaviour decides).
+				child.resetPeak(t)
+				res, err := http.Get(urls[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				peak := child.status(t, "VmHWM")
+				t.Logf("download of %d MiB: peak +%.1f MiB", got>>20, mib(peak-idle))
+			}
+		})
+	}
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// TestAttachmentMemoryChild is the server side of TestAttachment_Memory:
+// it serves until its stdin closes.
+func TestAttachmentMemoryChild(t *testing.T) {
+	mode := os.Getenv(memChildEnv)
+	if mode == "" {
+		t.Skip("helper process of TestAttachment_Memory")
+	}
+	a := newAttServer(t, mode, 0, nil)
+	fmt.Printf("ADDR %s\n", a.base)
+	io.Copy(io.Discard, os.Stdin)
+}
+
+type memChild struct {
+	cmd    *exec.Cmd
+	base   string
+	client *http.Client
+}
+
+func startMemChild(t *testing.T, mode string) *memChild {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAttachmentMemoryChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), memChildEnv+"="+mode)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if base, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
+			go io.Copy(io.Discard, stdout)
+			return &memChild{cmd: cmd, base: base, client: &http.Client{Timeout: 2 * time.Minute}}
+		}
+	}
+	t.Fatalf("child gave no address: %v", sc.Err())
+	return nil
+}
+
+// status returns a /proc/<pid>/status field in bytes.
+func (m *memChild) status(t *testing.T, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in status", field)
+	return 0
+}
+
+// resetPeak resets the child's VmHWM to its current RSS and returns that.
+func (m *memChild) resetPeak(t *testing.T) int64 {
+	t.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", m.cmd.Process.Pid), []byte("5"), 0); err != nil {
+		t.Fatalf("reset peak RSS: %v", err)
+	}
+	return m.status(t, "VmRSS")
+}
+
+func (m *memChild) upload(t *testing.T, ct string, body io.Reader, chunked bool) []string {
+	t.Helper()
+	b, _ := io.ReadAll(body)
+	form, data := multipartForm(t, formPart{"attachment", "a.txt", b})
+	return m.uploadForm(t, form, bytes.NewReader(data), int64(len(data)))
+}
+
+func (m *memChild) uploadForm(t *testing.T, ct string, body io.Reader, n int64) []string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", m.base+"/attachment", body)
+	req.ContentLength = n
+	for k, v := range authHeaders(ct) {
+		req.Header.Set(k, v)
+	}
+	res, err := m.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var urls []string
+	if err := json.NewDecoder(res.Body).Decode(&urls); err != nil || res.StatusCode != 201 {
+		t.Fatalf("upload: status %d, err %v", res.StatusCode, err)
+	}
+	return urls
+}
+
+// randomUpload returns a multipart form with one file of size pseudo-random
+// bytes, generated as it is read.
+func randomUpload(size int64) (string, io.Reader, int64) {
+	return formAround("big.bin", io.LimitReader(&xorshift{x: 88172645463325252}, size), size)
+}
+
+// imageUpload returns a form with a noise PNG of about size bytes (noise
+// does not compress); it is encoded up front, in the client.
+func imageUpload(t *testing.T, size int64) (string, io.Reader, int64) {
+	side := 1
+	for int64(side*side*4) < size*95/100 {
+		side += 16
+	}
+	m := image.NewNRGBA(image.Rect(0, 0, side, side))
+	(&xorshift{x: 1}).Read(m.Pix)
+	for i := 3; i < len(m.Pix); i += 4 {
+		m.Pix[i] = 255
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, m)
+	if int64(buf.Len()) > size {
+		t.Fatalf("noise PNG is %d bytes, over %d", buf.Len(), size)
+	}
+	t.Logf("image: %dx%d PNG, %.1f MiB", side, side, mib(int64(buf.Len())))
+	return formAround("noise.png", bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+}
+
+// formAround frames a file of size bytes from r as a one-part form.
+func formAround(filename string, r io.Reader, size int64) (string, io.Reader, int64) {
+	var head bytes.Buffer
+	w := multipart.NewWriter(&head)
+	w.CreateFormFile("attachment", filename)
+	tail := "\r\n--" + w.Boundary() + "--\r\n"
+	return w.FormDataContentType(), io.MultiReader(bytes.NewReader(head.Bytes()), r, strings.NewReader(tail)), int64(head.Len()) + size + int64(len(tail))
+}
+
+type xorshift struct{ x uint64 }
+
+func (g *xorshift) Read(p []byte) (int, error) {
+	for i := range p {
+		g.x ^= g.x << 13
+		g.x ^= g.x >> 7
+		g.x ^= g.x << 17
+		p[i] = byte(g.x)
+	}
+	return len(p), nil
 }
