@@ -1,0 +1,35 @@
+package hooks
+
+import (
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/mqim/mqim/broker"
+)
+
+// ACL is the topic access hook (protocol.md §3). It is structural: the
+// client's identity is its CONNECT Username, already checked by [Auth].
+//
+//   - Publish: only under say/ (the exact send topic and whether the sender
+//     may use it are checked by [Say], which answers with an error event);
+//     anything else is refused by mochi (MQTT 5: PUBACK 0x87; MQTT 3.1.1:
+//     disconnect).
+//   - Subscribe and delivery: only inside one's own inbox, users/{me}/... or
+//     passengers/{me}/..., see [broker.InboxAllowed].
+//
+// mochi checks the read side again for every recipient of every message,
+// so the check is a few string comparisons with no lookup.
+type ACL struct{ mqtt.HookBase }
+
+// ID implements mqtt.Hook.
+func (h *ACL) ID() string { return "mqim-acl" }
+
+// Provides implements mqtt.Hook.
+func (h *ACL) Provides(b byte) bool { return b == mqtt.OnACLCheck }
+
+// OnACLCheck implements mqtt.Hook.
+func (h *ACL) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write {
+		return broker.IsSayTopic(topic)
+	}
+	return broker.InboxAllowed(cl.Properties.Username, topic)
+}

@@ -1,0 +1,267 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/rs/zerolog"
+
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/chat"
+)
+
+// refusal is how a CONNECT is refused: the MQTT 5 reason code and the
+// MQTT 3.1.1 return code. mochi's own v5→v3 table maps 0x86 to "not
+// authorized" and has no entry for 0x87, so the hook writes the CONNACK
+// itself.
+type refusal struct {
+	v5 packets.Code
+	v3 byte
+}
+
+var (
+	refuseBadCredentials = refusal{packets.ErrBadUsernameOrPassword, 4} // bad user name or password
+	refuseNotAuthorized  = refusal{packets.ErrNotAuthorized, 5}         // not authorized
+	refuseUnavailable    = refusal{packets.ErrServerUnavailable, 3}     // server unavailable
+	// refuseKeepalive is for MQTT 3.1.1 only: "identifier rejected", the
+	// code mosquitto uses for a keepalive above its max_keepalive.
+	refuseKeepalive = refusal{packets.ErrClientIdentifierNotValid, 2}
+)
+
+// Auth is the login hook (protocol.md §2). In OnConnect it checks the
+// CONNECT: no will; Username a user id or passenger:<id>; Password a MaxIM
+// signature or auth object; the keepalive within bounds; the client id not
+// bound to another identity. It then records the login (chat.Service.Login)
+// and binds the client id. A refusal gets its CONNACK from here and the
+// connection is closed.
+type Auth struct {
+	mqtt.HookBase
+	reg  *registry
+	opts Options
+	srv  *mqtt.Server
+}
+
+var _ broker.Aborter = (*Auth)(nil)
+
+// ID implements mqtt.Hook.
+func (h *Auth) ID() string { return "mqim-auth" }
+
+// Provides implements mqtt.Hook.
+func (h *Auth) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnDisconnect, mqtt.OnClientExpired:
+		return true
+	}
+	return false
+}
+
+// OnConnectAuthenticate implements mqtt.Hook: a connection is authenticated
+// when its OnConnect login claimed the client id.
+func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.reg.authenticated(cl)
+}
+
+// OnConnect implements mqtt.Hook. It runs before mochi's authentication
+// step, which can only answer "bad user name or password"; refusing here
+// lets the CONNACK say "not authorized" where that is the reason.
+func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	log := h.opts.Log.With().Str("client", cl.ID).Str("remote", cl.Net.Remote).Logger()
+	if pk.Connect.WillFlag {
+		// Wills would publish as the client without passing through Say,
+		// and mochi does not check them against the ACL (mochi#503).
+		return h.refuse(cl, refuseNotAuthorized, "will messages are not accepted", log)
+	}
+	req, notifyAll, ref, err := h.credentials(string(pk.Connect.Username), pk.Connect.Password)
+	if err != nil {
+		return h.refuse(cl, ref, err.Error(), log)
+	}
+	log = log.With().Str("identity", req.Identity.String()).Logger()
+	if ref, ok := h.keepalive(cl); !ok {
+		return h.refuse(cl, ref, "keepalive must be between the server's minimum and maximum", log)
+	}
+	if err := h.reg.check(cl.ID, req.Identity); err != nil {
+		return h.refuse(cl, refuseNotAuthorized, err.Error(), log)
+	}
+	ctx, cancel := context.WithTimeout(h.opts.BaseContext, h.opts.Timeout)
+	defer cancel()
+	if err := h.opts.Service.Login(ctx, req); err != nil {
+		if chat.ErrorCode(err) == chat.CodeInternal {
+			log.Error().Err(err).Msg("login failed")
+			return h.refuse(cl, refuseUnavailable, "login failed", log)
+		}
+		return h.refuse(cl, refuseBadCredentials, chat.ErrorMessage(err), log)
+	}
+	if err := h.reg.claim(cl, req.Identity, notifyAll); err != nil {
+		return h.refuse(cl, refuseNotAuthorized, err.Error(), log)
+	}
+	log.Debug().Msg("login accepted")
+	return nil
+}
+
+// refuse writes the CONNACK of a refused CONNECT and returns the error that
+// makes mochi close the connection.
+func (h *Auth) refuse(cl *mqtt.Client, r refusal, reason string, log zerolog.Logger) error {
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}}
+	if cl.Properties.ProtocolVersion == 5 {
+		ack.ReasonCode = r.v5.Code
+		ack.Properties.ReasonString = reason
+	} else {
+		ack.ReasonCode = r.v3
+	}
+	if err := cl.WritePacket(ack); err != nil {
+		log.Debug().Err(err).Msg("connack not written")
+	}
+	log.Info().Str("reason", reason).Uint8("code", ack.ReasonCode).Msg("connect refused")
+	return r.v5
+}
+
+// keepalive applies the keepalive policy (see Options). ok is false when an
+// MQTT 3.1.1 client must be refused.
+func (h *Auth) keepalive(cl *mqtt.Client) (refusal, bool) {
+	lo := uint16(min(h.opts.MinKeepalive/time.Second, math.MaxUint16))
+	hi := uint16(min(h.opts.MaxKeepalive/time.Second, math.MaxUint16))
+	ka := cl.State.Keepalive
+	if cl.Properties.ProtocolVersion == 5 {
+		switch {
+		case ka == 0 || ka > hi:
+			ka = hi
+		case ka < lo:
+			ka = lo
+		default:
+			return refusal{}, true
+		}
+		// Sent back as Server Keep Alive in the CONNACK; the client must use it.
+		cl.State.Keepalive = ka
+		cl.State.ServerKeepalive = true
+		return refusal{}, true
+	}
+	if ka == 0 || ka > hi {
+		return refuseKeepalive, false
+	}
+	if ka < lo {
+		// The client pings more often than needed; the server's deadline
+		// is simply more patient.
+		cl.State.Keepalive = lo
+	}
+	return refusal{}, true
+}
+
+// authObject is the MaxIM auth object (maxim-spec.md §4.2) as a password.
+type authObject struct {
+	App       *string         `json:"app"`
+	Sign      string          `json:"sign"`
+	Client    *string         `json:"client"`
+	Install   string          `json:"install"`
+	NotifyAll json.RawMessage `json:"notifyAll"`
+	Passenger json.RawMessage `json:"passenger"`
+	Username  json.RawMessage `json:"username"`
+	Phone     json.RawMessage `json:"phone"`
+	OAuth     json.RawMessage `json:"oauth"`
+}
+
+// errUnsupportedMode refuses the login modes that need a MaxLeap account
+// system.
+var errUnsupportedMode = errors.New("login mode not supported: no account provider is configured")
+
+// credentials checks Username and Password and returns the login to record.
+// On failure, ref says how to refuse.
+func (h *Auth) credentials(username string, password []byte) (req chat.LoginRequest, notifyAll bool, ref refusal, err error) {
+	id, ok := broker.ParseUsername(username)
+	if !ok {
+		return req, false, refuseBadCredentials, errors.New("username must be a user id or passenger:<id>")
+	}
+	req.Identity = id
+	pw := bytes.TrimSpace(password)
+	if len(pw) == 0 {
+		return req, false, refuseBadCredentials, errors.New("password required")
+	}
+	sign := string(pw)
+	if pw[0] == '{' {
+		var a authObject
+		if err := json.Unmarshal(pw, &a); err != nil {
+			return req, false, refuseBadCredentials, errors.New("malformed auth object")
+		}
+		if a.App == nil || !h.opts.Auth.CheckApp(*a.App) {
+			return req, false, refuseBadCredentials, errors.New("unknown app")
+		}
+		sign = a.Sign
+		// Precedence of maxim-spec.md §4.2: passenger > username > phone >
+		// oauth > client.
+		switch {
+		case !isNull(a.Passenger):
+			if id.Kind != chat.KindPassenger {
+				return req, false, refuseNotAuthorized, errors.New("a passenger login needs the username passenger:<id>")
+			}
+			attrs := chat.Attributes{}
+			if err := json.Unmarshal(a.Passenger, &attrs); err != nil {
+				return req, false, refuseBadCredentials, errors.New("passenger must be an object")
+			}
+			if raw, ok := attrs["id"]; ok && !isNull(raw) {
+				var pid string
+				if json.Unmarshal(raw, &pid) != nil || pid != id.ID {
+					return req, false, refuseNotAuthorized, errors.New("passenger.id does not match the username")
+				}
+			}
+			delete(attrs, "id")
+			req.Attributes = attrs
+		case !isNull(a.Username), !isNull(a.Phone), !isNull(a.OAuth):
+			return req, false, refuseNotAuthorized, errUnsupportedMode
+		default:
+			if id.Kind != chat.KindUser {
+				return req, false, refuseNotAuthorized, errors.New("a passenger login needs the passenger object")
+			}
+			if a.Client != nil && *a.Client != id.ID {
+				return req, false, refuseNotAuthorized, errors.New("client does not match the username")
+			}
+			req.Install = a.Install
+			notifyAll = jsonTrue(a.NotifyAll)
+		}
+	}
+	if !h.opts.AllowRawKey && !strings.Contains(sign, ",") {
+		return req, false, refuseBadCredentials, errors.New("a signature md5(ts+key),ts is required")
+	}
+	if _, err := h.opts.Auth.VerifySign(sign); err != nil {
+		return req, false, refuseBadCredentials, errors.New(chat.ErrorMessage(err))
+	}
+	return req, notifyAll, refusal{}, nil
+}
+
+// OnDisconnect implements mqtt.Hook: a session that ends with its
+// connection frees its client id.
+func (h *Auth) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if expire && !takenOver(cl) {
+		h.reg.release(cl)
+	}
+}
+
+// OnClientExpired implements mqtt.Hook: an expired persistent session frees
+// its client id.
+func (h *Auth) OnClientExpired(cl *mqtt.Client) { h.reg.release(cl) }
+
+// Abort implements broker.Aborter.
+func (h *Auth) Abort(cl *mqtt.Client) {
+	if sessionExpires(cl) {
+		h.reg.release(cl)
+	}
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// jsonTrue reads a flag leniently: true, "true" or 1.
+func jsonTrue(raw json.RawMessage) bool {
+	switch string(bytes.TrimSpace(raw)) {
+	case "true", `"true"`, "1":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,256 @@
+// Package hooks holds the mochi hooks that carry the MaxIM rules of mqim
+// over MQTT (docs/protocol.md):
+//
+//   - [Auth]: the CONNECT login (protocol.md §2), client ids bound to one
+//     identity, wills refused, the keepalive policy;
+//   - [ACL]: publish only to say/..., subscribe only inside one's own inbox;
+//   - [Say]: a publish to a send topic is chat.Service.Say, answered before
+//     the PUBACK;
+//   - [Presence]: sessions in chat.Presence and the online/offline events.
+//
+// [Register] adds them to a broker.Server in the order they need.
+package hooks
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/rs/zerolog"
+
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/chat"
+)
+
+// Defaults of [Options].
+const (
+	DefaultMinKeepalive = 10 * time.Second
+	DefaultMaxKeepalive = 20 * time.Minute
+	DefaultTimeout      = 10 * time.Second
+)
+
+// Options configures the hooks.
+type Options struct {
+	Service *chat.Service
+	Auth    *chat.Authenticator
+	// AllowRawKey accepts an app key itself as the MQTT password (or as the
+	// sign of an auth object). Off by default: a raw key never expires, a
+	// signature does (protocol.md §2 names only signatures).
+	AllowRawKey bool
+	// MinKeepalive and MaxKeepalive bound the keepalive of a connection. An
+	// MQTT 5 client outside them (0 included) is told the server's value
+	// (Server Keep Alive); an MQTT 3.1.1 client below the minimum is held to
+	// the minimum, and one with 0 or above the maximum is refused, as
+	// mosquitto's max_keepalive does, since 3.1.1 cannot be told.
+	MinKeepalive time.Duration
+	MaxKeepalive time.Duration
+	// Timeout bounds the store work of one hook call (a login, a say).
+	Timeout time.Duration
+	// BaseContext is the lifetime of the hooks; hook calls derive their
+	// context from it. Nil means context.Background().
+	BaseContext context.Context
+	Log         zerolog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.MinKeepalive <= 0 {
+		o.MinKeepalive = DefaultMinKeepalive
+	}
+	if o.MaxKeepalive <= 0 {
+		o.MaxKeepalive = DefaultMaxKeepalive
+	}
+	if o.MaxKeepalive < o.MinKeepalive {
+		o.MaxKeepalive = o.MinKeepalive
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.BaseContext == nil {
+		o.BaseContext = context.Background()
+	}
+}
+
+// Register adds the mqim hooks to b. Order matters to mochi:
+//
+//   - Presence comes before Auth so that on disconnect the presence of a
+//     session is settled before Auth releases its client id binding;
+//   - Auth is the only hook that authenticates (mochi ORs
+//     OnConnectAuthenticate over hooks: never add an allow-all hook);
+//   - ACL and Say follow.
+func Register(b *broker.Server, opts Options) error {
+	if opts.Service == nil || opts.Auth == nil {
+		return errors.New("hooks: Service and Auth are required")
+	}
+	opts.setDefaults()
+	reg := newRegistry(b.MQTT())
+	for _, h := range []mqtt.Hook{
+		&Presence{reg: reg, opts: opts},
+		&Auth{reg: reg, opts: opts, srv: b.MQTT()},
+		&ACL{},
+		&Say{opts: opts},
+	} {
+		if err := b.AddHook(h, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registry is the state the hooks share: which identity each client id is
+// bound to, and which connection of it is registered in chat.Presence.
+type registry struct {
+	srv *mqtt.Server
+
+	mu     sync.Mutex
+	owners map[string]*owner // by client id
+
+	seed  maphash.Seed
+	locks [64]sync.Mutex // per identity: presence changes of one identity in order
+}
+
+// owner is the binding of one client id.
+type owner struct {
+	id        chat.Identity
+	cl        *mqtt.Client // the connection that last logged in with the client id
+	notifyAll bool
+	online    *mqtt.Client // the connection registered in Presence; nil: none
+}
+
+func newRegistry(srv *mqtt.Server) *registry {
+	return &registry{srv: srv, owners: map[string]*owner{}, seed: maphash.MakeSeed()}
+}
+
+// errClientIDTaken refuses a client id whose session belongs to another
+// identity.
+var errClientIDTaken = errors.New("client id in use by another identity")
+
+// check reports errClientIDTaken when clientID is bound to another identity
+// than id: its session lives (connected, or persisted in mochi) or another
+// login with it is in progress. A client id mochi knows without a binding
+// (the inline client's) is refused too, so nobody can take over a session
+// that was not theirs.
+func (r *registry) check(clientID string, id chat.Identity) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.checkLocked(clientID, id)
+}
+
+func (r *registry) checkLocked(clientID string, id chat.Identity) error {
+	_, live := r.srv.Clients.Get(clientID)
+	o := r.owners[clientID]
+	switch {
+	case o == nil && live:
+		return errClientIDTaken
+	case o != nil && o.id != id && (live || !o.cl.Closed()):
+		return errClientIDTaken
+	}
+	return nil
+}
+
+// claim binds clientID to id for connection cl, after check and the login
+// succeeded. It checks again, since another login may have raced.
+func (r *registry) claim(cl *mqtt.Client, id chat.Identity, notifyAll bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.checkLocked(cl.ID, id); err != nil {
+		return err
+	}
+	o := r.owners[cl.ID]
+	if o == nil || o.id != id {
+		o = &owner{id: id}
+		r.owners[cl.ID] = o
+	}
+	o.cl = cl
+	o.notifyAll = notifyAll
+	return nil
+}
+
+// authenticated reports whether cl is the connection that claimed its
+// client id.
+func (r *registry) authenticated(cl *mqtt.Client) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[cl.ID]
+	return o != nil && o.cl == cl
+}
+
+// release forgets the binding of cl's client id once its session has ended
+// (clean disconnect, expiry), unless another connection has claimed it
+// since or the session is still registered in Presence.
+func (r *registry) release(cl *mqtt.Client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o := r.owners[cl.ID]; o != nil && o.cl == cl && o.online == nil {
+		delete(r.owners, cl.ID)
+	}
+}
+
+// setOnline records cl as the connection of its client id registered in
+// Presence. ok is false when cl is not the connection that claimed the
+// client id (a newer login of the same client id has replaced it).
+func (r *registry) setOnline(cl *mqtt.Client) (id chat.Identity, notifyAll, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[cl.ID]
+	if o == nil || o.cl != cl {
+		return chat.Identity{}, false, false
+	}
+	o.online = cl
+	return o.id, o.notifyAll, true
+}
+
+// clearOnline undoes setOnline for cl. It reports false, changing nothing,
+// when another connection holds the registration, or when cl was taken over
+// by a new connection with the same client id: that connection keeps the
+// session (the same Presence entry), so the user never blinks offline, even
+// when the old connection's disconnect arrives after the new one's
+// establishment.
+func (r *registry) clearOnline(cl *mqtt.Client, takenOver bool) (chat.Identity, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[cl.ID]
+	if o == nil || o.online != cl || takenOver {
+		return chat.Identity{}, false
+	}
+	o.online = nil
+	return o.id, true
+}
+
+// clearStale clears a registration held by a connection that is closed:
+// the case of a takeover whose new connection failed before its session
+// was established. mochi then only tells us when the session expires.
+func (r *registry) clearStale(clientID string) (chat.Identity, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[clientID]
+	if o == nil || o.online == nil || !o.online.Closed() {
+		return chat.Identity{}, false
+	}
+	o.online = nil
+	return o.id, true
+}
+
+// identityLock returns the lock serialising presence changes of id.
+func (r *registry) identityLock(id chat.Identity) *sync.Mutex {
+	return &r.locks[maphash.String(r.seed, id.String())%uint64(len(r.locks))]
+}
+
+// takenOver reports whether cl ended because a new connection took over its
+// client id. mochi stores the stop cause before the old connection's read
+// loop can return, so it is reliable by the time OnDisconnect runs.
+func takenOver(cl *mqtt.Client) bool {
+	return cl.IsTakenOver() || errors.Is(cl.StopCause(), packets.ErrSessionTakenOver)
+}
+
+// sessionExpires reports whether cl's session ends with its connection
+// (MQTT 3.1.1 clean session, MQTT 5 session expiry 0), as mochi decides.
+func sessionExpires(cl *mqtt.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval == 0
+	}
+	return cl.Properties.Clean
+}

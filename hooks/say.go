@@ -1,0 +1,120 @@
+package hooks
+
+import (
+	"context"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/chat"
+)
+
+// Say turns a publish to a send topic into chat.Service.Say (protocol.md
+// §3.1). OnPublish runs on the client's goroutine before mochi writes the
+// PUBACK, so a successful PUBACK means the message is stored and handed to
+// delivery.
+//
+// The raw say packet is never forwarded or retained: success returns
+// packets.CodeSuccessIgnore. A refusal is told by an error event (sent by
+// the Service, to every client version) and, for MQTT 5 at QoS 1 or 2, by
+// the PUBACK or PUBREC reason code of [ReasonCode]. MQTT 3.1.1 cannot fail
+// a PUBACK, so there the QoS exchange completes normally.
+type Say struct {
+	mqtt.HookBase
+	opts Options
+}
+
+// ID implements mqtt.Hook.
+func (h *Say) ID() string { return "mqim-say" }
+
+// Provides implements mqtt.Hook.
+func (h *Say) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// OnPublish implements mqtt.Hook.
+func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the server's own events
+	}
+	from, ok := broker.ParseUsername(string(cl.Properties.Username))
+	if !ok {
+		return pk, packets.ErrRejectPacket // unreachable after Auth
+	}
+	svc := h.opts.Service
+	var err error
+	var code packets.Code
+	st, ok := broker.ParseSendTopic(pk.TopicName)
+	target, allowed := st.Target(from.Kind)
+	switch {
+	case !ok:
+		err = chat.Errorf(chat.CodeInvalid, "invalid send topic %q", truncate(pk.TopicName, 64))
+		code = packets.ErrTopicNameInvalid
+		svc.RefuseSay(from, cl.ID, pk.Payload, err)
+	case !allowed:
+		err = chat.Errorf(chat.CodeUnauthorized, "a %s may not publish to say/%s", from.Kind, st.Kind)
+		code = packets.ErrNotAuthorized
+		svc.RefuseSay(from, cl.ID, pk.Payload, err)
+	default:
+		ctx, cancel := context.WithTimeout(h.opts.BaseContext, h.opts.Timeout)
+		_, err = svc.Say(ctx, from, cl.ID, target, pk.Payload)
+		cancel()
+		code = ReasonCode(err)
+	}
+	if err == nil {
+		return pk, packets.CodeSuccessIgnore
+	}
+	h.opts.Log.Debug().Str("client", cl.ID).Str("topic", pk.TopicName).Err(err).Msg("say refused")
+	if cl.Properties.ProtocolVersion < 5 || pk.FixedHeader.Qos == 0 {
+		return pk, packets.CodeSuccessIgnore
+	}
+	// Write the failing PUBACK (or PUBREC for QoS 2, which mochi would get
+	// wrong, mochi#510) here and tell mochi to send nothing: returning the
+	// code instead would also log every refusal at error level.
+	typ := packets.Puback
+	if pk.FixedHeader.Qos == 2 {
+		typ = packets.Pubrec
+	}
+	ack := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: typ},
+		PacketID:    pk.PacketID,
+		ReasonCode:  code.Code,
+		Properties:  packets.Properties{ReasonString: chat.ErrorMessage(err)},
+	}
+	if werr := cl.WritePacket(ack); werr != nil {
+		h.opts.Log.Debug().Str("client", cl.ID).Err(werr).Msg("refusal ack not written")
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+// ReasonCode maps a say error to the MQTT 5 reason code of its PUBACK:
+//
+//	5001 invalid, 5010 too long          → 0x99 payload format invalid
+//	5003 not a friend / member / allowed → 0x87 not authorized
+//	5004 unknown target, 5005 conflict   → 0x90 topic name invalid
+//	5013 rate limited                    → 0x97 quota exceeded
+//	5009 unsupported                     → 0x83 implementation specific error
+//	anything else (5002 internal)        → 0x80 unspecified error
+func ReasonCode(err error) packets.Code {
+	switch chat.ErrorCode(err) {
+	case 0:
+		return packets.CodeSuccess
+	case chat.CodeInvalid, chat.CodeTooLong:
+		return packets.ErrPayloadFormatInvalid
+	case chat.CodeUnauthorized:
+		return packets.ErrNotAuthorized
+	case chat.CodeNotFound, chat.CodeConflict:
+		return packets.ErrTopicNameInvalid
+	case chat.CodeRateLimited:
+		return packets.ErrQuotaExceeded
+	case chat.CodeUnsupported:
+		return packets.ErrImplementationSpecificError
+	}
+	return packets.ErrUnspecifiedError
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
