@@ -183,7 +183,7 @@ type v3 struct {
 func (e *env) connectV3(t *testing.T, clientID, username, password string, clean bool, wantRC byte, edit func(*paho3.ClientOptions)) *v3 {
 	t.Helper()
 	c := &v3{msgs: make(chan msg, 100)}
-	o := paho3.NewClientOptions().AddBroker("tcp://"+e.addr).SetClientID(clientID).SetUsername(username).SetPassword(password).
+	o := paho3.NewClientOptions().AddBroker("tcp://" + e.addr).SetClientID(clientID).SetUsername(username).SetPassword(password).
 		SetProtocolVersion(4).SetCleanSession(clean).SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(true).
 		SetKeepAlive(30 * time.Second).SetConnectTimeout(wait).
 		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) { c.msgs <- msg{m.Topic(), string(m.Payload())} })
