@@ -3,6 +3,7 @@ package rest
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"net/url"
 	"strconv"
@@ -93,13 +94,30 @@ func queryPairs(c *fiber.Ctx) [][2]string {
 	return out
 }
 
-// body returns the request body, refusing one past BodyLimit (the Fiber
-// limit is the larger upload limit).
+// body returns the request body, refusing one past BodyLimit with
+// 413/5010. Bodies are streamed (server.go), so it reads at most
+// BodyLimit+1 bytes whatever the client sends; c.Body() would read it all.
 func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
-	b := c.Body()
-	if len(b) > s.opts.BodyLimit {
-		return nil, &statusError{status: fiber.StatusRequestEntityTooLarge, err: chat.Errorf(chat.CodeTooLong, "request body larger than %d bytes", s.opts.BodyLimit)}
+	limit := s.opts.BodyLimit
+	tooLarge := &statusError{status: fiber.StatusRequestEntityTooLarge, err: chat.Errorf(chat.CodeTooLong, "request body larger than %d bytes", limit)}
+	if c.Request().Header.ContentLength() > limit {
+		return nil, tooLarge
 	}
+	rs := c.Context().RequestBodyStream()
+	if rs == nil {
+		if b := c.Body(); len(b) <= limit {
+			return b, nil
+		}
+		return nil, tooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(rs, int64(limit)+1))
+	if err != nil {
+		return nil, chat.Errorf(chat.CodeInvalid, "cannot read the request body")
+	}
+	if len(b) > limit {
+		return nil, tooLarge
+	}
+	c.Locals(localBodyRead, true)
 	return b, nil
 }
 

@@ -8,7 +8,10 @@ package rest
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -82,6 +85,12 @@ func New(opts Options) *Server {
 		// Params, headers and bodies are handed to the store and to other
 		// goroutines; Immutable copies them out of fasthttp's reused buffers.
 		Immutable: true,
+		// Uploads (up to UploadLimit) are read from the connection by the
+		// attachment handler instead of being buffered whole; JSON handlers
+		// read at most BodyLimit (body in params.go) and finishBody drains
+		// whatever a handler left.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 		// SDK-JS0 calls DELETE /ctx/{id}/attributes/ and POST /passengers/.
 		StrictRouting: false,
 		CaseSensitive: true,
@@ -164,6 +173,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 			c.Status(fiber.StatusInternalServerError)
 		}
 	}
+	s.finishBody(c)
 	log.Info().
 		Str("method", c.Method()).
 		Str("path", c.Path()).
@@ -174,9 +184,36 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 	return nil
 }
 
+// localBodyRead is the c.Locals key set once the request body was read
+// to its end.
+const localBodyRead = "mqim.bodyread"
+
+// finishBody reads what the handler left of a streamed request body, so
+// that the next request on a keep-alive connection starts at its request
+// line. A rest longer than BodyLimit is not worth reading: the connection
+// is closed after the response instead.
+func (s *Server) finishBody(c *fiber.Ctx) {
+	rs := c.Context().RequestBodyStream()
+	if rs == nil || c.Response().ConnectionClose() || c.Locals(localBodyRead) != nil {
+		return
+	}
+	if c.Request().Header.ContentLength() < 0 {
+		// A fasthttp chunked stream read again after its end waits for a
+		// next chunk that never comes; whether a handler (the upload one
+		// drains its own body) reached the end is unknown here. Closing
+		// costs the client one reconnect.
+		c.Context().SetConnectionClose()
+		return
+	}
+	// CopyN ends with io.EOF only when the body ended within the limit.
+	if _, err := io.CopyN(io.Discard, rs, int64(s.opts.BodyLimit)+1); !errors.Is(err, io.EOF) {
+		c.Context().SetConnectionClose()
+	}
+}
+
 // logPanic records a recovered handler panic; the client gets 500/5002.
 func (s *Server) logPanic(c *fiber.Ctx, e any) {
-	requestLog(c, s.opts.Log).Error().Interface("panic", e).Str("path", c.Path()).Msg("handler panic")
+	requestLog(c, s.opts.Log).Error().Interface("panic", e).Str("path", c.Path()).Str("stack", string(debug.Stack())).Msg("handler panic")
 }
 
 // requestLog returns the request's logger, or base outside a request
