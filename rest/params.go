@@ -99,7 +99,7 @@ func queryPairs(c *fiber.Ctx) [][2]string {
 // BodyLimit+1 bytes whatever the client sends; c.Body() would read it all.
 func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
 	limit := s.opts.BodyLimit
-	tooLarge := &statusError{status: fiber.StatusRequestEntityTooLarge, err: chat.Errorf(chat.CodeTooLong, "request body larger than %d bytes", limit)}
+	tooLarge := errBodyTooLarge(limit)
 	if c.Request().Header.ContentLength() > limit {
 		return nil, tooLarge
 	}
@@ -119,6 +119,11 @@ func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
 	}
 	c.Locals(localBodyRead, true)
 	return b, nil
+}
+
+// errBodyTooLarge is the answer to a JSON body past BodyLimit.
+func errBodyTooLarge(limit int) error {
+	return &statusError{status: fiber.StatusRequestEntityTooLarge, err: chat.Errorf(chat.CodeTooLong, "request body larger than %d bytes", limit)}
 }
 
 // emptyJSON reports whether a body carries nothing: no bytes, only

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -99,6 +100,7 @@ func New(opts Options) *Server {
 	s.app.Use(s.logRequests)
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.app.Use(s.cors)
+	s.app.Use(s.limitBody)
 	s.app.Use(s.authenticate)
 	s.routes()
 	return s
@@ -182,6 +184,16 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 		Int("bytes", len(c.Response().Body())).
 		Msg("request")
 	return nil
+}
+
+// limitBody refuses a declared Content-Length past BodyLimit before any
+// handler runs (413/5010); uploads to /attachment have their own limit.
+// Handlers read bodies with s.body, which also bounds chunked ones.
+func (s *Server) limitBody(c *fiber.Ctx) error {
+	if c.Request().Header.ContentLength() > s.opts.BodyLimit && !strings.HasPrefix(c.Path(), "/attachment") {
+		return errBodyTooLarge(s.opts.BodyLimit)
+	}
+	return c.Next()
 }
 
 // localBodyRead is the c.Locals key set once the request body was read
