@@ -24,6 +24,9 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
+// thumbWait bounds how long an upload waits for its turn to decode.
+const thumbWait = 30 * time.Second
+
 // decoders decode a full image of each thumbnailed format.
 var decoders = map[string]func(io.Reader) (image.Image, error){
 	"png":  png.Decode,
@@ -47,11 +50,17 @@ func (s *Store) thumbnail(ctx context.Context, rel string, k kind, now time.Time
 	if w*h > s.opts.MaxPixels || w*h*bytesPerPixel(k.config.ColorModel) > 4*s.opts.MaxPixels {
 		return "", errImage("%dx%d exceeds the %d pixel limit", w, h, s.opts.MaxPixels)
 	}
+	// Decodes queue behind one another, but not for ever: under a burst of
+	// image uploads some are stored without a thumbnail instead.
+	wait := time.NewTimer(thumbWait)
+	defer wait.Stop()
 	select {
 	case s.thumbs <- struct{}{}:
 		defer func() { <-s.thumbs }()
 	case <-ctx.Done():
 		return "", ctx.Err()
+	case <-wait.C:
+		return "", errImage("busy: no decoder free within %s", thumbWait)
 	}
 
 	f, err := s.root.Open(rel)

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -133,7 +134,7 @@ func (s *Server) saveParts(c *fiber.Ctx, body io.Reader, boundary string) ([]str
 			return nil, chat.Errorf(chat.CodeUpload, "too many form parts before the file")
 		}
 		if isFilePart(p.FormName(), p.FileName()) {
-			return s.opts.Attachments.Save(c.UserContext(), p.FileName(), p)
+			return s.opts.Attachments.Save(uploadCtx(c), p.FileName(), p)
 		}
 		if n, _ := io.Copy(io.Discard, io.LimitReader(p, maxFieldSize+1)); n > maxFieldSize {
 			return nil, chat.Errorf(chat.CodeUpload, "form field %q too large", p.FormName())
@@ -185,7 +186,15 @@ func (s *Server) saveForm(c *fiber.Ctx) ([]string, error) {
 		return nil, chat.Errorf(chat.CodeUpload, "cannot read the uploaded file")
 	}
 	defer f.Close()
-	return s.opts.Attachments.Save(c.UserContext(), fh.Filename, f)
+	return s.opts.Attachments.Save(uploadCtx(c), fh.Filename, f)
+}
+
+// uploadCtx is the request's context without its deadline: how long an
+// upload takes depends on the client's link (reads have their own idle
+// timeout, see uploadReader), and a slow upload must not lose its
+// thumbnail to the request timeout meant for store calls.
+func uploadCtx(c *fiber.Ctx) context.Context {
+	return context.WithoutCancel(c.UserContext())
 }
 
 // uploadReader wraps a streamed body so that the server's read timeout
@@ -330,7 +339,7 @@ func (s *Server) serveAttachment(c *fiber.Ctx) error {
 	// A stored file never changes; caches may keep it until it expires.
 	maxAge := int64(365 * 24 * time.Hour / time.Second)
 	if !f.Expires.IsZero() {
-		maxAge = max(0, int64(time.Until(f.Expires)/time.Second))
+		maxAge = max(0, int64(f.Expires.Sub(s.opts.Attachments.Options().Now())/time.Second))
 	}
 	h.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.FormatInt(maxAge, 10)+", immutable")
 
