@@ -580,6 +580,7 @@ func TestAttachment_Memory(t *testing.T) {
 		{modeStream, "upload", false, false, true},
 		{modeStream, "upload chunked", true, false, true},
 		{modeStream, "upload image", false, true, false},
+		{modeStream, "upload 40 Mpx image", false, true, false},
 		{modeBuffered, "upload", false, false, false},
 		{modeBuffered, "upload chunked", true, false, false},
 	} {
@@ -588,21 +589,25 @@ func TestAttachment_Memory(t *testing.T) {
 			var ct string
 			var body io.Reader
 			var n int64
-			if tc.image {
+			switch {
+			case tc.image && strings.Contains(tc.desc, "Mpx"):
+				ct, body, n = flatImageUpload(t, attachment.DefaultMaxPixels)
+			case tc.image:
 				ct, body, n = imageUpload(t, size)
-			} else {
+			default:
 				ct, body, n = randomUpload(size)
 			}
 			// Warm up (code paths, pools), then measure from idle.
 			child.upload(t, "text/plain", strings.NewReader("warm-up"), false)
 			idle := child.resetPeak(t)
+			bodySize := n
 			if tc.chunked {
 				n = -1
 			}
 			urls := child.uploadForm(t, ct, body, n)
 			peak := child.status(t, "VmHWM")
-			t.Logf("%s mode, %s of %d MiB (%d URLs): idle RSS %.1f MiB, peak %.1f MiB, +%.1f MiB",
-				tc.mode, tc.desc, size>>20, len(urls), mib(idle), mib(peak), mib(peak-idle))
+			t.Logf("%s mode, %s (body %.1f MiB, %d URLs): idle RSS %.1f MiB, peak %.1f MiB, +%.1f MiB",
+				tc.mode, tc.desc, mib(bodySize), len(urls), mib(idle), mib(peak), mib(peak-idle))
 			if tc.assert && peak-idle >= 64<<20 {
 				t.Errorf("peak RSS grew by %.1f MiB during the upload, want < 64 MiB", mib(peak-idle))
 			}
@@ -756,6 +761,24 @@ func imageUpload(t *testing.T, size int64) (string, io.Reader, int64) {
 	}
 	t.Logf("image: %dx%d PNG, %.1f MiB", side, side, mib(int64(buf.Len())))
 	return formAround("noise.png", bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+}
+
+// flatImageUpload returns a form with a one-colour RGBA PNG of about
+// pixels pixels: a small file that decodes to the largest canvas the store
+// still thumbnails (the worst case of decode memory).
+func flatImageUpload(t *testing.T, pixels int64) (string, io.Reader, int64) {
+	side := 1
+	for int64((side+1)*(side+1)) <= pixels {
+		side++
+	}
+	m := image.NewNRGBA(image.Rect(0, 0, side, side))
+	for i := range m.Pix {
+		m.Pix[i] = 0x80
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, m)
+	t.Logf("image: %dx%d PNG, %.1f MiB", side, side, mib(int64(buf.Len())))
+	return formAround("flat.png", bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 }
 
 // formAround frames a file of size bytes from r as a one-part form.
