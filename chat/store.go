@@ -33,7 +33,9 @@ type Store interface {
 	// bounded seek, not a scan, whatever the size of the store.
 	Records(ctx context.Context, conv Conv, before, notBefore int64, limit int) ([]Record, error)
 
-	// DeleteRecords removes every record of conv (and its sequence counter).
+	// DeleteRecords removes every record of conv. The sequence counter is
+	// kept: records appended later continue the numbering, so a client that
+	// syncs "since seq N" never sees a number reused.
 	DeleteRecords(ctx context.Context, conv Conv) error
 
 	// Close flushes and closes the store.

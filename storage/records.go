@@ -428,7 +428,9 @@ func (db *DB) DeleteRecords(ctx context.Context, conv chat.Conv) error {
 				return err
 			}
 		}
-		return wb.Delete(cursorKey(conv))
+		// The cursor stays: sequence numbers continue after a wipe, so a
+		// client syncing "since seq N" never sees a number reused.
+		return nil
 	})
 	if err != nil {
 		wb.Cancel()
@@ -439,6 +441,5 @@ func (db *DB) DeleteRecords(ctx context.Context, conv chat.Conv) error {
 		st.loaded = false
 		return fmt.Errorf("storage: delete records of %q: %w", conv, err)
 	}
-	st.loaded, st.seq, st.ts = true, 0, 0
 	return nil
 }
