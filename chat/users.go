@@ -29,6 +29,7 @@ const (
 	AttrRoom
 )
 
+// String names the kind in error messages: "user", "group" or "room".
 func (k AttrKind) String() string {
 	switch k {
 	case AttrUser:
