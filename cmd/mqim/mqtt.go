@@ -1,12 +1,131 @@
 package main
 
-import "context"
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
 
-// mqttParts holds the running broker (owned by the real-time layer).
-type mqttParts struct{}
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/push"
+)
 
-// startMQTT starts the broker and sets m.Service.Publisher and Pusher.
-func (m *Main) startMQTT(ctx context.Context) error { return nil }
+// mqttParts holds the running real-time layer: the broker and the pusher.
+type mqttParts struct {
+	broker *broker.Server
+	pusher *push.Webhook
+	// cancel ends the hooks' lifetime context, after the broker has
+	// stopped (its last OnDisconnect calls still use the store).
+	cancel context.CancelFunc
+}
 
-// closeMQTT stops the broker; nil when it was not started.
-func (m *Main) closeMQTT() error { return nil }
+// startMQTT builds the broker from m.Config.MQTT, adds the mqim hooks,
+// makes it m.Service's Publisher, sets the Pusher from m.Config.Push and
+// starts the listeners. It needs m.Service and m.Auth.
+func (m *Main) startMQTT(_ context.Context) error {
+	c := &m.Config.MQTT
+	log := m.Log.With().Str("component", "mqtt").Logger()
+	var tlsConf *tls.Config
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("mqtt tls: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if body := m.Config.Chat.MaxBodyLen; c.MaxPacketSize < body+1024 {
+		log.Warn().Int("max_packet_size", c.MaxPacketSize).Int("max_body_len", body).
+			Msg("mqtt.max_packet_size leaves no room for the longest content.body: such messages cannot be sent over MQTT")
+	}
+
+	if p := m.Config.Push; p.WebhookURL != "" {
+		w, err := push.New(push.Options{
+			URL: p.WebhookURL, AuthHeader: p.AuthHeader, Timeout: p.Timeout, Retries: p.Retries,
+			Backoff: p.Backoff, QueueSize: p.QueueSize, Workers: p.Workers,
+			Log: m.Log.With().Str("component", "push").Logger(),
+		})
+		if err != nil {
+			return err
+		}
+		m.mqtt.pusher = w
+		m.Service.Pusher = w
+	} else {
+		m.Service.Pusher = chat.NopPusher{}
+	}
+
+	b := broker.New(broker.Options{
+		TCPAddr:             c.TCPAddr,
+		WSAddr:              c.WSAddr,
+		WSPath:              c.WSPath,
+		WSOrigins:           c.WSOrigins,
+		TLSAddr:             c.TLSAddr,
+		WSSAddr:             c.WSSAddr,
+		TLSConfig:           tlsConf,
+		MaxPacketSize:       uint32(c.MaxPacketSize),
+		MaxConnections:      c.MaxConnections,
+		ClientWritesPending: c.ClientWritesPending,
+		MaxInflight:         uint16(c.MaxInflight),
+		ReceiveMaximum:      uint16(c.ReceiveMaximum),
+		SessionExpiry:       c.SessionExpiry,
+		MessageExpiry:       c.MessageExpiry,
+		ConnectTimeout:      c.ConnectTimeout,
+		Logger:              log,
+	})
+	hctx, cancel := context.WithCancel(context.Background())
+	m.mqtt.broker, m.mqtt.cancel = b, cancel
+	err := hooks.Register(b, hooks.Options{
+		Service:      m.Service,
+		Auth:         m.Auth,
+		AllowRawKey:  c.AllowRawKey,
+		MinKeepalive: c.MinKeepalive,
+		MaxKeepalive: c.MaxKeepalive,
+		Timeout:      c.HookTimeout,
+		BaseContext:  hctx,
+		Log:          log,
+	})
+	if err != nil {
+		return err
+	}
+	m.Service.Publisher = b
+	if err := b.Start(); err != nil {
+		return err
+	}
+	log.Info().Int("max_packet_size", c.MaxPacketSize).Int("max_connections", c.MaxConnections).
+		Bool("tls", tlsConf != nil).Bool("push", m.mqtt.pusher != nil).Msg("real-time layer started")
+	return nil
+}
+
+// closeMQTT disconnects every client and stops the broker, then the pusher.
+// It is a no-op when the broker was not started.
+func (m *Main) closeMQTT() error {
+	var errs []error
+	if m.mqtt.broker != nil {
+		errs = append(errs, m.mqtt.broker.Close())
+		m.mqtt.broker = nil
+		if m.Service != nil {
+			m.Service.Publisher = chat.NopPublisher{}
+		}
+	}
+	if m.mqtt.cancel != nil {
+		m.mqtt.cancel()
+		m.mqtt.cancel = nil
+	}
+	if m.mqtt.pusher != nil {
+		errs = append(errs, m.mqtt.pusher.Close())
+		m.mqtt.pusher = nil
+	}
+	return errors.Join(errs...)
+}
+
+// mqttAddr returns the bound address of an MQTT listener (broker.ListenerTCP,
+// ListenerWS, ListenerTLS, ListenerWSS), or nil when it is off or the broker
+// is not running. Tests configured with 127.0.0.1:0 read the real ports here.
+func (m *Main) mqttAddr(listener string) net.Addr {
+	if m.mqtt.broker == nil {
+		return nil
+	}
+	return m.mqtt.broker.Addr(listener)
+}
