@@ -71,8 +71,8 @@ func TestStartMQTT_Wiring(t *testing.T) {
 	connect := func(url, id, password string) (paho.Client, chan paho.Message) {
 		t.Helper()
 		msgs := make(chan paho.Message, 10)
-		cl := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id+"-1").SetUsername(id).SetPassword(password).
-			SetAutoReconnect(false).SetConnectTimeout(5*time.Second).
+		cl := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id + "-1").SetUsername(id).SetPassword(password).
+			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 			SetDefaultPublishHandler(func(_ paho.Client, msg paho.Message) { msgs <- msg }))
 		if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("connect %s: %v", id, tok.Error())
