@@ -181,7 +181,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 		Str("path", c.Path()).
 		Int("status", c.Response().StatusCode()).
 		Dur("latency", time.Since(start)).
-		Int("bytes", len(c.Response().Body())).
+		Int("bytes", c.Response().Header.ContentLength()).
 		Msg("request")
 	return nil
 }

@@ -50,6 +50,8 @@ type HTTPConfig struct {
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// RequestTimeout bounds the store work of one request.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// ShutdownTimeout bounds how long in-flight requests may run on stop.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -87,6 +89,7 @@ func DefaultConfig() Config {
 			ReadTimeout:     30 * time.Second,
 			WriteTimeout:    30 * time.Second,
 			IdleTimeout:     120 * time.Second,
+			RequestTimeout:  30 * time.Second,
 			ShutdownTimeout: 10 * time.Second,
 		},
 		MQTT:   DefaultMQTTConfig(),

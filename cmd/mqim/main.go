@@ -145,15 +145,18 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.HTTP = rest.New(rest.Options{
-		Service:      m.Service,
-		Auth:         m.Auth,
-		StrictAdmin:  c.App.StrictAdmin,
-		Attachments:  m.attach.store,
-		BodyLimit:    c.HTTP.BodyLimit,
-		ReadTimeout:  c.HTTP.ReadTimeout,
-		WriteTimeout: c.HTTP.WriteTimeout,
-		IdleTimeout:  c.HTTP.IdleTimeout,
-		Log:          m.Log.With().Str("component", "rest").Logger(),
+		Service:     m.Service,
+		Auth:        m.Auth,
+		StrictAdmin: c.App.StrictAdmin,
+		Attachments: m.attach.store,
+		BodyLimit:   c.HTTP.BodyLimit,
+		// Multipart overhead on top of the largest attachment.
+		UploadLimit:    int(c.Attach.MaxSize) + 1<<20,
+		RequestTimeout: c.HTTP.RequestTimeout,
+		ReadTimeout:    c.HTTP.ReadTimeout,
+		WriteTimeout:   c.HTTP.WriteTimeout,
+		IdleTimeout:    c.HTTP.IdleTimeout,
+		Log:            m.Log.With().Str("component", "rest").Logger(),
 	})
 	if err := m.HTTP.Listen(c.HTTP.Addr); err != nil {
 		return fmt.Errorf("http listen: %w", err)
