@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
+	pkts "github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqim/mqim/chat"
 )
@@ -282,5 +284,57 @@ func TestACL_PanicClosesOneConnection(t *testing.T) {
 	}
 	if m := bob.Next(t); !contains(m.Payload, "back") {
 		t.Fatalf("got %s", m.Payload)
+	}
+}
+
+// Ensure a QoS 1 say retransmitted with DUP after its PUBACK was lost is
+// acknowledged again but stored once; a DUP with the same packet id but
+// another payload is a different message.
+func TestSay_DuplicateRetransmission(t *testing.T) {
+	e := newEnv(t, nil)
+	e.users(t, "alice", "bob")
+	e.friends(t, "alice", "bob")
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	cp := pkts.NewControlPacket(pkts.Connect).(*pkts.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 30
+	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "a1", true, "alice", true, []byte(sign())
+	if err := cp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := pkts.ReadPacket(conn); err != nil || ack.(*pkts.ConnackPacket).ReturnCode != 0 {
+		t.Fatalf("CONNACK %v, %v", ack, err)
+	}
+	publish := func(id uint16, dup bool, body string) {
+		t.Helper()
+		p := pkts.NewControlPacket(pkts.Publish).(*pkts.PublishPacket)
+		p.Qos, p.Dup, p.MessageID, p.TopicName = 1, dup, id, "say/friend/bob"
+		p.Payload = []byte(`{"content":{"body":"` + body + `"}}`)
+		if err := p.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := pkts.ReadPacket(conn)
+		if pa, ok := ack.(*pkts.PubackPacket); err != nil || !ok || pa.MessageID != id {
+			t.Fatalf("PUBACK for %d: %v, %v", id, ack, err)
+		}
+	}
+	publish(7, false, "once")
+	publish(7, true, "once")  // retransmission: acked, not stored again
+	publish(7, false, "once") // a new message that happens to reuse the id: stored
+	publish(8, true, "other") // a DUP never seen before: stored
+	recs, err := e.svc.Store.Records(context.Background(), chat.FriendConv("alice", "bob"), e.svc.Now().UnixMilli()+1000, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, r := range recs {
+		bodies = append(bodies, r.Content.Body)
+	}
+	if fmt.Sprint(bodies) != "[once once other]" {
+		t.Errorf("stored %v, want [once once other]", bodies)
 	}
 }

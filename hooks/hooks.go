@@ -91,7 +91,7 @@ func Register(b *broker.Server, opts Options) error {
 		&Presence{reg: reg, opts: opts},
 		&Auth{reg: reg, opts: opts, srv: b.MQTT()},
 		&ACL{},
-		&Say{opts: opts},
+		&Say{reg: reg, opts: opts},
 	} {
 		if err := b.AddHook(h, nil); err != nil {
 			return err
@@ -118,6 +118,22 @@ type owner struct {
 	cl        *mqtt.Client // the connection that last logged in with the client id
 	notifyAll bool
 	online    *mqtt.Client // the connection registered in Presence; nil: none
+	// recent are the last QoS 1/2 says accepted from this client id, to
+	// recognise a retransmission (DUP) after a lost PUBACK.
+	recent [recentSays]said
+	next   int
+}
+
+// recentSays is how many accepted says per client id are remembered for
+// duplicate detection: a client retransmits only its unacknowledged
+// publishes, at most its inflight window, and typically one.
+const recentSays = 16
+
+// said identifies an accepted say: its packet id and a hash of its topic
+// and payload (packet ids are reused once acknowledged).
+type said struct {
+	packetID uint16
+	sum      uint64
 }
 
 func newRegistry(srv *mqtt.Server) *registry {
@@ -232,6 +248,42 @@ func (r *registry) clearStale(clientID string) (chat.Identity, bool) {
 	}
 	o.online = nil
 	return o.id, true
+}
+
+// sayHash returns the hash said.sum of a publish.
+func (r *registry) sayHash(topic string, payload []byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	h.WriteString(topic)
+	h.WriteByte(0)
+	h.Write(payload)
+	return h.Sum64()
+}
+
+// accepted remembers an accepted say of clientID.
+func (r *registry) accepted(clientID string, s said) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o := r.owners[clientID]; o != nil {
+		o.recent[o.next] = s
+		o.next = (o.next + 1) % recentSays
+	}
+}
+
+// duplicate reports whether s was accepted from clientID recently.
+func (r *registry) duplicate(clientID string, s said) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[clientID]
+	if o == nil {
+		return false
+	}
+	for _, x := range o.recent {
+		if x == s && x.sum != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // identityLock returns the lock serialising presence changes of id.

@@ -20,8 +20,16 @@ import (
 // the Service, to every client version) and, for MQTT 5 at QoS 1 or 2, by
 // the PUBACK or PUBREC reason code of [ReasonCode]. MQTT 3.1.1 cannot fail
 // a PUBACK, so there the QoS exchange completes normally.
+//
+// A QoS 1/2 say retransmitted with the DUP flag after its PUBACK was lost
+// (the connection dropped, the client resends on reconnect) is acknowledged
+// again but not stored or delivered twice, when it is one of the last
+// accepted says of that client id (same packet id, topic and payload). The
+// memory is the server's: a retransmission across a server restart is
+// stored again.
 type Say struct {
 	mqtt.HookBase
+	reg  *registry
 	opts Options
 }
 
@@ -39,6 +47,14 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 	from, ok := broker.ParseUsername(string(cl.Properties.Username))
 	if !ok {
 		return pk, packets.ErrRejectPacket // unreachable after Auth
+	}
+	var id said
+	if pk.FixedHeader.Qos > 0 {
+		id = said{packetID: pk.PacketID, sum: h.reg.sayHash(pk.TopicName, pk.Payload)}
+		if pk.FixedHeader.Dup && h.reg.duplicate(cl.ID, id) {
+			h.opts.Log.Debug().Str("client", cl.ID).Uint16("packet_id", pk.PacketID).Msg("retransmitted say acknowledged again")
+			return pk, packets.CodeSuccessIgnore
+		}
 	}
 	svc := h.opts.Service
 	var err error
@@ -61,6 +77,9 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 		code = ReasonCode(err)
 	}
 	if err == nil {
+		if pk.FixedHeader.Qos > 0 {
+			h.reg.accepted(cl.ID, id)
+		}
 		return pk, packets.CodeSuccessIgnore
 	}
 	h.opts.Log.Debug().Str("client", cl.ID).Str("topic", pk.TopicName).Err(err).Msg("say refused")
