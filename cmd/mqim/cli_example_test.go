@@ -14,7 +14,7 @@ import (
 // mosquitto-clients against the real binary (only the ports differ: the
 // test binds free ones).
 func TestMain_ProtocolExampleWithMosquittoClients(t *testing.T) {
-	for _, tool := range []string{"mosquitto_sub", "mosquitto_pub", "curl", "md5sum", "bash"} {
+	for _, tool := range []string{"mosquitto_sub", "mosquitto_pub", "curl", "md5sum", "bash", "stdbuf"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (apt-get install mosquitto-clients curl)", tool)
 		}
@@ -27,7 +27,7 @@ func TestMain_ProtocolExampleWithMosquittoClients(t *testing.T) {
 	// Bob subscribes to his inbox; -d prints the SUBACK so we know when the
 	// subscription is in place.
 	sub := exec.Command("bash", "-c", prelude+
-		`exec mosquitto_sub -d -h "$HOST" -p "$PORT" -q 1 -i bob-phone -u bob -P "$SIGN" -t 'users/bob/#' -v`)
+		`exec stdbuf -oL mosquitto_sub -d -h "$HOST" -p "$PORT" -q 1 -i bob-phone -u bob -P "$SIGN" -t 'users/bob/#' -v`)
 	sub.Env = append(sub.Environ(), env...)
 	out, err := sub.StdoutPipe()
 	if err != nil {
