@@ -61,7 +61,9 @@ func (s *Server) Publish(to chat.Identity, event string, payload []byte, exceptS
 // session gets it again after a reconnect) and is written on the caller's
 // goroutine. It is meant for replies to the session whose packet is being
 // handled (ack, error), which is also the caller's goroutine; from another
-// goroutine it may wait up to that connection's write deadline.
+// goroutine it may wait up to that connection's write deadline. Unlike
+// mochi's path it does not hold the event back when the client's Receive
+// Maximum is used up: at most the one reply in flight goes over it.
 func (s *Server) PublishSession(session string, to chat.Identity, event string, payload []byte) {
 	cl, ok := s.mqtt.Clients.Get(session)
 	if !ok || cl.Net.Inline || cl.Closed() || !bytes.Equal(cl.Properties.Username, []byte(Username(to))) {
