@@ -220,16 +220,21 @@ func (r *registry) setOnline(cl *mqtt.Client) (id chat.Identity, notifyAll, ok b
 }
 
 // clearOnline undoes setOnline for cl. It reports false, changing nothing,
-// when another connection holds the registration, or when cl was taken over
-// by a new connection with the same client id: that connection keeps the
-// session (the same Presence entry), so the user never blinks offline, even
+// when another connection holds the registration, or when a newer login
+// with the same client id is still alive: that connection takes the session
+// over (the same Presence entry), so the user never blinks offline, even
 // when the old connection's disconnect arrives after the new one's
 // establishment.
-func (r *registry) clearOnline(cl *mqtt.Client, takenOver bool) (chat.Identity, bool) {
+//
+// The newer login is the test, not mochi's taken-over flag: the old
+// connection's peer may close it on receiving the takeover DISCONNECT
+// before mochi marks it, so its OnDisconnect can see neither the flag nor
+// the stop cause.
+func (r *registry) clearOnline(cl *mqtt.Client) (chat.Identity, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	o := r.owners[cl.ID]
-	if o == nil || o.online != cl || takenOver {
+	if o == nil || o.online != cl || (o.cl != cl && !o.cl.Closed()) {
 		return chat.Identity{}, false
 	}
 	o.online = nil
@@ -292,8 +297,8 @@ func (r *registry) identityLock(id chat.Identity) *sync.Mutex {
 }
 
 // takenOver reports whether cl ended because a new connection took over its
-// client id. mochi stores the stop cause before the old connection's read
-// loop can return, so it is reliable by the time OnDisconnect runs.
+// client id, as far as mochi has recorded it (see clearOnline for why this
+// is not enough on its own).
 func takenOver(cl *mqtt.Client) bool {
 	return cl.IsTakenOver() || errors.Is(cl.StopCause(), packets.ErrSessionTakenOver)
 }

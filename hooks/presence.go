@@ -56,9 +56,7 @@ func (h *Presence) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // OnDisconnect implements mqtt.Hook.
-func (h *Presence) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	h.closed(cl, takenOver(cl))
-}
+func (h *Presence) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.closed(cl) }
 
 // OnClientExpired implements mqtt.Hook. A session registered by a
 // connection that never reached OnSessionEstablished after taking over
@@ -77,9 +75,9 @@ func (h *Presence) OnClientExpired(cl *mqtt.Client) {
 }
 
 // Abort implements broker.Aborter.
-func (h *Presence) Abort(cl *mqtt.Client) { h.closed(cl, false) }
+func (h *Presence) Abort(cl *mqtt.Client) { h.closed(cl) }
 
-func (h *Presence) closed(cl *mqtt.Client, takenOver bool) {
+func (h *Presence) closed(cl *mqtt.Client) {
 	id, ok := broker.ParseUsername(string(cl.Properties.Username))
 	if !ok {
 		return
@@ -87,7 +85,7 @@ func (h *Presence) closed(cl *mqtt.Client, takenOver bool) {
 	mu := h.reg.identityLock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	if id, ok := h.reg.clearOnline(cl, takenOver); ok {
+	if id, ok := h.reg.clearOnline(cl); ok {
 		h.sessionClosed(id, cl.ID)
 	}
 }

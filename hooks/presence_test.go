@@ -125,3 +125,30 @@ func TestSystemMessages(t *testing.T) {
 		expect(t, carol, "users/carol/marker", m)
 	})
 }
+
+// Ensure rapid reconnects that take over one client id never make the user
+// blink offline and leave no session behind: the friend sees one online and,
+// after the last disconnect, one offline.
+func TestPresence_RapidTakeovers(t *testing.T) {
+	e := newEnv(t, nil)
+	e.users(t, "alice", "bob")
+	e.friends(t, "alice", "bob")
+	bob := e.userV3(t, "b1", "bob")
+	var last client
+	for i := range 20 {
+		if i%2 == 0 {
+			last = e.connectV3(t, "alice-phone", "alice", sign(), i%4 == 0, 0, nil)
+		} else {
+			last, _ = e.connectV5(t, "alice-phone", "alice", sign(), 0, nil)
+		}
+	}
+	expect(t, bob, "users/bob/online", `"alice"`)
+	waitFor(t, "one session", func() bool { return e.svc.Presence.Count(chat.User("alice")) == 1 })
+	m := e.marker(chat.User("bob"))
+	expect(t, bob, "users/bob/marker", m)
+	last.Close()
+	expect(t, bob, "users/bob/offline", `"alice"`)
+	if e.svc.Presence.Online(chat.User("alice")) {
+		t.Error("alice still online")
+	}
+}
