@@ -62,7 +62,9 @@ func New(opts Options) *Server {
 		SysTopicResendInterval:   sysTopicInterval,
 		// The inline client is how the server publishes inbox events.
 		InlineClient: true,
-		Logger:       slog.New(zerolog.NewSlogHandler(opts.Logger)),
+		// mochi logs through slog; bridge it to zerolog, without packet
+		// payloads or passwords (log.go).
+		Logger: slog.New(newRedactHandler(zerolog.NewSlogHandler(opts.Logger))),
 	})
 	s.guard = &connGuard{
 		max:     int64(opts.MaxConnections),
