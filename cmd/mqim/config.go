@@ -140,6 +140,9 @@ var envVars = []struct {
 	{"MQIM_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"MQIM_PUBLIC_URL", func(c *Config, v string) error { c.Attach.PublicURL = v; return nil }},
 	{"MQIM_PUSH_WEBHOOK_URL", func(c *Config, v string) error { c.Push.WebhookURL = v; return nil }},
+	{"MQIM_PUSH_AUTH_HEADER", func(c *Config, v string) error { c.Push.AuthHeader = v; return nil }},
+	{"MQIM_TLS_CERT", func(c *Config, v string) error { c.MQTT.TLSCert = v; return nil }},
+	{"MQIM_TLS_KEY", func(c *Config, v string) error { c.MQTT.TLSKey = v; return nil }},
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
