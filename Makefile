@@ -7,7 +7,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/mqim
 PKGS     := ./...
 
-.PHONY: all build run test test-short vet fmt-check lint check-deps ci bench clean
+.PHONY: all build run test test-deps test-short vet fmt-check lint check-deps ci bench clean
 
 all: build
 
@@ -19,8 +19,13 @@ run: build
 	./$(BIN) $(if $(CONFIG),--config $(CONFIG))
 
 ## test: the whole suite, with the race detector
-test:
+test: test-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# MQTT.js for the browser-client end-to-end test (npm ships with Node).
+test-deps:
+	@if command -v npm >/dev/null 2>&1 && [ ! -d test/js/node_modules/mqtt ]; then \
+		npm ci --prefix test/js --no-audit --no-fund --loglevel=error; fi
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

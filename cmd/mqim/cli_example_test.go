@@ -15,9 +15,8 @@ import (
 // test binds free ones).
 func TestMain_ProtocolExampleWithMosquittoClients(t *testing.T) {
 	for _, tool := range []string{"mosquitto_sub", "mosquitto_pub", "curl", "md5sum", "bash", "stdbuf"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install mosquitto-clients curl)", tool)
-		}
+		_, err := exec.LookPath(tool)
+		needTool(t, tool, "apt-get install mosquitto-clients curl coreutils", err != nil)
 	}
 	p := startMQIM(t, t.TempDir())
 	mqttHost, mqttPort, _ := net.SplitHostPort(p.MQTT)

@@ -19,6 +19,20 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
+// needTool skips the test when a tool is missing on a developer machine,
+// and fails it in CI (CI=true), where .ci/run installs every tool: a CI run
+// must never pass by skipping.
+func needTool(t testing.TB, what, hint string, missing bool) {
+	t.Helper()
+	if !missing {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s missing in CI (%s)", what, hint)
+	}
+	t.Skipf("%s not installed (%s)", what, hint)
+}
+
 // binPath is the mqim binary built once for the end-to-end tests.
 var binPath string
 
