@@ -98,10 +98,7 @@ func (s *Service) Unfriend(ctx context.Context, uid, fid string) error {
 	if err := checkPair(uid, fid); err != nil {
 		return err
 	}
-	mu := s.lockKey(string(FriendConv(uid, fid)))
-	mu.Lock()
-	defer mu.Unlock()
-	return s.Store.Update(ctx, func(tx Tx) error { return tx.DeleteFriendship(uid, fid) })
+	return s.updateLocked(ctx, string(FriendConv(uid, fid)), func(tx Tx) error { return tx.DeleteFriendship(uid, fid) })
 }
 
 // FriendIDs returns the ids of uid's friends, oldest friendship first (U12).

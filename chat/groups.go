@@ -102,10 +102,7 @@ func (s *Service) UpdateGroup(ctx context.Context, gid string, u GroupUpdate) er
 			return err
 		}
 	}
-	mu := s.lockKey("g:" + gid)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.updateLocked(ctx, "g:"+gid, func(tx Tx) error {
 		g, err := tx.Group(gid)
 		if err != nil {
 			return err
@@ -137,10 +134,7 @@ func (s *Service) DeleteGroup(ctx context.Context, gid string) error {
 	if err := CheckID("group", gid); err != nil {
 		return err
 	}
-	mu := s.lockKey("g:" + gid)
-	mu.Lock()
-	defer mu.Unlock()
-	if err := s.Store.Update(ctx, func(tx Tx) error { return tx.DeleteGroup(gid) }); err != nil {
+	if err := s.updateLocked(ctx, "g:"+gid, func(tx Tx) error { return tx.DeleteGroup(gid) }); err != nil {
 		return err
 	}
 	// After the group is gone: a crash in between leaves records that
@@ -157,10 +151,7 @@ func (s *Service) AddGroupMembers(ctx context.Context, gid string, ids []string)
 	if err != nil {
 		return err
 	}
-	mu := s.lockKey("g:" + gid)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.updateLocked(ctx, "g:"+gid, func(tx Tx) error {
 		g, err := tx.Group(gid)
 		if err != nil {
 			return err
@@ -168,14 +159,8 @@ func (s *Service) AddGroupMembers(ctx context.Context, gid string, ids []string)
 		if err := mustBeUsers(tx, ids); err != nil {
 			return err
 		}
-		changed := false
-		for _, id := range ids {
-			if !g.HasMember(id) {
-				g.Members = append(g.Members, id)
-				changed = true
-			}
-		}
-		if !changed {
+		var changed bool
+		if g.Members, changed = appendNew(g.Members, ids, g.HasMember); !changed {
 			return nil
 		}
 		if err := s.checkGroupSize(g); err != nil {
@@ -194,10 +179,7 @@ func (s *Service) RemoveGroupMembers(ctx context.Context, gid string, ids []stri
 	if err != nil {
 		return err
 	}
-	mu := s.lockKey("g:" + gid)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.updateLocked(ctx, "g:"+gid, func(tx Tx) error {
 		g, err := tx.Group(gid)
 		if err != nil {
 			return err
@@ -336,4 +318,16 @@ func without(list, drop []string) ([]string, bool) {
 		}
 	}
 	return kept, len(kept) != len(list)
+}
+
+// appendNew appends to members the ids for which has is false; changed
+// tells whether any was added.
+func appendNew(members, ids []string, has func(string) bool) (out []string, changed bool) {
+	for _, id := range ids {
+		if !has(id) {
+			members = append(members, id)
+			changed = true
+		}
+	}
+	return members, changed
 }

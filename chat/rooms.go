@@ -89,10 +89,7 @@ func (s *Service) UpdateRoom(ctx context.Context, rid string, u RoomUpdate) erro
 			return err
 		}
 	}
-	mu := s.lockKey("r:" + rid)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.updateLocked(ctx, "r:"+rid, func(tx Tx) error {
 		r, err := tx.Room(rid)
 		if err != nil {
 			return err
@@ -123,10 +120,7 @@ func (s *Service) DeleteRoom(ctx context.Context, rid string) error {
 	if err := CheckID("room", rid); err != nil {
 		return err
 	}
-	mu := s.lockKey("r:" + rid)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.Store.Update(ctx, func(tx Tx) error { return tx.DeleteRoom(rid) })
+	return s.updateLocked(ctx, "r:"+rid, func(tx Tx) error { return tx.DeleteRoom(rid) })
 }
 
 // AddRoomMembers adds existing users to room rid (R11, R13). Ids already in
@@ -136,10 +130,7 @@ func (s *Service) AddRoomMembers(ctx context.Context, rid string, ids []string) 
 	if err != nil {
 		return err
 	}
-	mu := s.lockKey("r:" + rid)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.updateLocked(ctx, "r:"+rid, func(tx Tx) error {
 		r, err := tx.Room(rid)
 		if err != nil {
 			return err
@@ -147,14 +138,8 @@ func (s *Service) AddRoomMembers(ctx context.Context, rid string, ids []string) 
 		if err := mustBeUsers(tx, ids); err != nil {
 			return err
 		}
-		changed := false
-		for _, id := range ids {
-			if !r.HasMember(id) {
-				r.Members = append(r.Members, id)
-				changed = true
-			}
-		}
-		if !changed {
+		var changed bool
+		if r.Members, changed = appendNew(r.Members, ids, r.HasMember); !changed {
 			return nil
 		}
 		if err := s.checkRoomSize(r); err != nil {
@@ -171,10 +156,7 @@ func (s *Service) RemoveRoomMembers(ctx context.Context, rid string, ids []strin
 	if err != nil {
 		return err
 	}
-	mu := s.lockKey("r:" + rid)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.updateLocked(ctx, "r:"+rid, func(tx Tx) error {
 		r, err := tx.Room(rid)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"hash/maphash"
 	"log/slog"
 	"sync"
@@ -136,6 +137,15 @@ func (s *Service) ttl(conv Conv) time.Duration {
 // began before it can still deliver to a removed member.
 func (s *Service) lockKey(key string) *sync.RWMutex {
 	return &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
+}
+
+// updateLocked runs fn in a store transaction while holding the write lock
+// of the membership object key (see lockKey).
+func (s *Service) updateLocked(ctx context.Context, key string, fn func(Tx) error) error {
+	mu := s.lockKey(key)
+	mu.Lock()
+	defer mu.Unlock()
+	return s.Store.Update(ctx, fn)
 }
 
 // NormalizeLimit clamps a list limit: ≤0 → 20, >100 → 100.
