@@ -45,5 +45,10 @@ lint: fmt-check vet check-deps
 
 ci: lint test
 
+## bench: micro-benchmarks and the load suite against Mosquitto and bare
+## mochi (about 6 minutes); rewrites the results section of docs/benchmarks.md
+bench:
+	./scripts/bench.sh
+
 clean:
 	rm -rf bin

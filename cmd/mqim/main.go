@@ -103,6 +103,7 @@ func (m *Main) Run(ctx context.Context) error {
 	c := &m.Config
 	m.Log = newLogger(c.Log, m.Log)
 	m.Log.Info().Str("version", version).Int("pid", os.Getpid()).Str("data_dir", c.DataDir).Msg("starting mqim")
+	m.startPprof()
 
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
