@@ -30,6 +30,10 @@ var (
 	refuseBadCredentials = refusal{packets.ErrBadUsernameOrPassword, 4} // bad user name or password
 	refuseNotAuthorized  = refusal{packets.ErrNotAuthorized, 5}         // not authorized
 	refuseUnavailable    = refusal{packets.ErrServerUnavailable, 3}     // server unavailable
+	// refuseQuota is the per-identity connection cap: 3.1.1 has no quota
+	// code; "not authorized" tells the client not to retry blindly, where
+	// "server unavailable" would invite a reconnect loop.
+	refuseQuota = refusal{packets.ErrQuotaExceeded, 5}
 	// refuseKeepalive is for MQTT 3.1.1 only: "identifier rejected", the
 	// code mosquitto uses for a keepalive above its max_keepalive.
 	refuseKeepalive = refusal{packets.ErrClientIdentifierNotValid, 2}
@@ -87,7 +91,7 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return h.refuse(cl, ref, "keepalive must be between the server's minimum and maximum", log)
 	}
 	if err := h.reg.check(cl.ID, req.Identity); err != nil {
-		return h.refuse(cl, refuseNotAuthorized, err.Error(), log)
+		return h.refuse(cl, connRefusal(err), err.Error(), log)
 	}
 	ctx, cancel := context.WithTimeout(h.opts.BaseContext, h.opts.Timeout)
 	defer cancel()
@@ -99,10 +103,18 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return h.refuse(cl, refuseBadCredentials, chat.ErrorMessage(err), log)
 	}
 	if err := h.reg.claim(cl, req.Identity, notifyAll); err != nil {
-		return h.refuse(cl, refuseNotAuthorized, err.Error(), log)
+		return h.refuse(cl, connRefusal(err), err.Error(), log)
 	}
 	log.Debug().Msg("login accepted")
 	return nil
+}
+
+// connRefusal is the refusal of a registry error.
+func connRefusal(err error) refusal {
+	if errors.Is(err, errTooManyConnections) {
+		return refuseQuota
+	}
+	return refuseNotAuthorized
 }
 
 // refuse writes the CONNACK of a refused CONNECT and returns the error that

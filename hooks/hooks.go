@@ -31,6 +31,9 @@ const (
 	DefaultMinKeepalive = 10 * time.Second
 	DefaultMaxKeepalive = 20 * time.Minute
 	DefaultTimeout      = 10 * time.Second
+	// DefaultMaxConnectionsPerUser bounds the live connections of one
+	// identity: phones, tablets, desktops and a browser tab each count.
+	DefaultMaxConnectionsPerUser = 16
 )
 
 // Options configures the hooks.
@@ -50,6 +53,19 @@ type Options struct {
 	MaxKeepalive time.Duration
 	// Timeout bounds the store work of one hook call (a login, a say).
 	Timeout time.Duration
+	// RateLimit is the sustained number of says per second one identity
+	// (all its sessions together) may publish, and RateBurst how many at
+	// once. A say over the limit is refused with 5013 (MQTT 5 PUBACK 0x97
+	// quota exceeded). Zero takes the defaults (chat.DefaultRateLimit,
+	// chat.DefaultRateBurst); a negative RateLimit turns the limit off.
+	RateLimit float64
+	RateBurst int
+	// MaxConnectionsPerUser bounds the live connections of one identity
+	// (a user, or a passenger); one more is refused with CONNACK 0x97
+	// quota exceeded (MQTT 5) or 5 not authorized (3.1.1). A reconnect
+	// that takes over its own client id does not count twice. Zero is
+	// DefaultMaxConnectionsPerUser, negative is unlimited.
+	MaxConnectionsPerUser int
 	// BaseContext is the lifetime of the hooks; hook calls derive their
 	// context from it. Nil means context.Background().
 	BaseContext context.Context
@@ -69,6 +85,15 @@ func (o *Options) setDefaults() {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
+	if o.RateLimit == 0 {
+		o.RateLimit = chat.DefaultRateLimit
+	}
+	if o.RateBurst <= 0 {
+		o.RateBurst = chat.DefaultRateBurst
+	}
+	if o.MaxConnectionsPerUser == 0 {
+		o.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
+	}
 	if o.BaseContext == nil {
 		o.BaseContext = context.Background()
 	}
@@ -87,11 +112,12 @@ func Register(b *broker.Server, opts Options) error {
 	}
 	opts.setDefaults()
 	reg := newRegistry(b.MQTT())
+	reg.maxPerIdentity = opts.MaxConnectionsPerUser
 	for _, h := range []mqtt.Hook{
 		&Presence{reg: reg, opts: opts},
 		&Auth{reg: reg, opts: opts, srv: b.MQTT()},
 		&ACL{},
-		&Say{reg: reg, opts: opts},
+		&Say{reg: reg, opts: opts, limiter: chat.NewRateLimiter(opts.RateLimit, opts.RateBurst)},
 	} {
 		if err := b.AddHook(h, nil); err != nil {
 			return err
@@ -107,6 +133,10 @@ type registry struct {
 
 	mu     sync.Mutex
 	owners map[string]*owner // by client id
+	// byIdentity indexes owners by identity, for the per-identity
+	// connection cap (maxPerIdentity; ≤ 0: none).
+	byIdentity     map[chat.Identity]map[string]struct{}
+	maxPerIdentity int
 
 	seed  maphash.Seed
 	locks [64]sync.Mutex // per identity: presence changes of one identity in order
@@ -137,12 +167,15 @@ type said struct {
 }
 
 func newRegistry(srv *mqtt.Server) *registry {
-	return &registry{srv: srv, owners: map[string]*owner{}, seed: maphash.MakeSeed()}
+	return &registry{srv: srv, owners: map[string]*owner{}, byIdentity: map[chat.Identity]map[string]struct{}{}, seed: maphash.MakeSeed()}
 }
 
 // errClientIDTaken refuses a client id whose session belongs to another
 // identity.
 var errClientIDTaken = errors.New("client id in use by another identity")
+
+// errTooManyConnections refuses a connection beyond the per-identity cap.
+var errTooManyConnections = errors.New("too many connections for this identity")
 
 // check reports errClientIDTaken when clientID is bound to another identity
 // than id: its session lives (connected, or persisted in mochi) or another
@@ -164,7 +197,23 @@ func (r *registry) checkLocked(clientID string, id chat.Identity) error {
 	case o != nil && o.id != id && (live || !o.cl.Closed()):
 		return errClientIDTaken
 	}
+	if r.maxPerIdentity > 0 && r.liveConnections(id, clientID) >= r.maxPerIdentity {
+		return errTooManyConnections
+	}
 	return nil
+}
+
+// liveConnections counts the open connections of id under other client
+// ids than except (a takeover of one's own client id replaces a
+// connection).
+func (r *registry) liveConnections(id chat.Identity, except string) int {
+	n := 0
+	for cid := range r.byIdentity[id] {
+		if o := r.owners[cid]; cid != except && o != nil && o.cl != nil && !o.cl.Closed() {
+			n++
+		}
+	}
+	return n
 }
 
 // claim binds clientID to id for connection cl, after check and the login
@@ -177,8 +226,17 @@ func (r *registry) claim(cl *mqtt.Client, id chat.Identity, notifyAll bool) erro
 	}
 	o := r.owners[cl.ID]
 	if o == nil || o.id != id {
+		if o != nil {
+			r.unindex(o.id, cl.ID)
+		}
 		o = &owner{id: id}
 		r.owners[cl.ID] = o
+		set := r.byIdentity[id]
+		if set == nil {
+			set = map[string]struct{}{}
+			r.byIdentity[id] = set
+		}
+		set[cl.ID] = struct{}{}
 	}
 	o.cl = cl
 	o.notifyAll = notifyAll
@@ -202,6 +260,17 @@ func (r *registry) release(cl *mqtt.Client) {
 	defer r.mu.Unlock()
 	if o := r.owners[cl.ID]; o != nil && o.cl == cl && o.online == nil {
 		delete(r.owners, cl.ID)
+		r.unindex(o.id, cl.ID)
+	}
+}
+
+// unindex removes clientID from the identity index of id.
+func (r *registry) unindex(id chat.Identity, clientID string) {
+	if set := r.byIdentity[id]; set != nil {
+		delete(set, clientID)
+		if len(set) == 0 {
+			delete(r.byIdentity, id)
+		}
 	}
 }
 

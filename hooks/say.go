@@ -31,6 +31,9 @@ type Say struct {
 	mqtt.HookBase
 	reg  *registry
 	opts Options
+	// limiter is the per-identity rate limit of says (Options.RateLimit);
+	// nil allows everything.
+	limiter *chat.RateLimiter
 }
 
 // ID implements mqtt.Hook.
@@ -62,6 +65,10 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 	st, ok := broker.ParseSendTopic(pk.TopicName)
 	target, allowed := st.Target(from.Kind)
 	switch {
+	case !h.limiter.Allow(string(cl.Properties.Username), svc.Now()):
+		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", h.opts.RateLimit)
+		code = packets.ErrQuotaExceeded
+		svc.RefuseSay(from, cl.ID, pk.Payload, err)
 	case !ok:
 		err = chat.Errorf(chat.CodeInvalid, "invalid send topic %q", truncate(pk.TopicName, 64))
 		code = packets.ErrTopicNameInvalid

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/push"
 )
@@ -63,26 +64,39 @@ type MQTTConfig struct {
 	AllowRawKey bool `yaml:"allow_raw_key"`
 	// HookTimeout bounds the store work of one login or one message.
 	HookTimeout time.Duration `yaml:"hook_timeout"`
+	// RateLimit is how many says per second one identity (all its
+	// sessions together) may publish, sustained, and RateBurst how many at
+	// once; beyond them a say is refused with 5013 (MQTT 5 PUBACK 0x97).
+	// 0 turns the limit off.
+	RateLimit float64 `yaml:"rate_limit"`
+	RateBurst int     `yaml:"rate_burst"`
+	// MaxConnectionsPerUser bounds the open connections of one identity;
+	// one more is refused (CONNACK 0x97 quota exceeded, or 5 not
+	// authorized on MQTT 3.1.1). 0 turns the cap off.
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
 }
 
 // DefaultMQTTConfig returns the broker defaults.
 func DefaultMQTTConfig() MQTTConfig {
 	return MQTTConfig{
-		TCPAddr:             ":1883",
-		WSAddr:              ":8083",
-		WSPath:              broker.DefaultWSPath,
-		TLSAddr:             ":8883",
-		MaxPacketSize:       broker.DefaultMaxPacketSize,
-		MaxConnections:      broker.DefaultMaxConnections,
-		ClientWritesPending: broker.DefaultClientWritesPending,
-		MaxInflight:         broker.DefaultMaxInflight,
-		ReceiveMaximum:      broker.DefaultReceiveMaximum,
-		SessionExpiry:       broker.DefaultSessionExpiry,
-		MessageExpiry:       broker.DefaultMessageExpiry,
-		ConnectTimeout:      broker.DefaultConnectTimeout,
-		MinKeepalive:        hooks.DefaultMinKeepalive,
-		MaxKeepalive:        hooks.DefaultMaxKeepalive,
-		HookTimeout:         hooks.DefaultTimeout,
+		TCPAddr:               ":1883",
+		WSAddr:                ":8083",
+		WSPath:                broker.DefaultWSPath,
+		TLSAddr:               ":8883",
+		MaxPacketSize:         broker.DefaultMaxPacketSize,
+		MaxConnections:        broker.DefaultMaxConnections,
+		ClientWritesPending:   broker.DefaultClientWritesPending,
+		MaxInflight:           broker.DefaultMaxInflight,
+		ReceiveMaximum:        broker.DefaultReceiveMaximum,
+		SessionExpiry:         broker.DefaultSessionExpiry,
+		MessageExpiry:         broker.DefaultMessageExpiry,
+		ConnectTimeout:        broker.DefaultConnectTimeout,
+		MinKeepalive:          hooks.DefaultMinKeepalive,
+		MaxKeepalive:          hooks.DefaultMaxKeepalive,
+		HookTimeout:           hooks.DefaultTimeout,
+		RateLimit:             chat.DefaultRateLimit,
+		RateBurst:             chat.DefaultRateBurst,
+		MaxConnectionsPerUser: hooks.DefaultMaxConnectionsPerUser,
 	}
 }
 
@@ -132,6 +146,15 @@ func (c *MQTTConfig) validate() []error {
 	}
 	if c.HookTimeout <= 0 {
 		bad("hook_timeout must be positive")
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		bad("rate_limit %v: want 0 (off) or a positive number of messages per second", c.RateLimit)
+	}
+	if c.RateLimit > 0 && c.RateBurst < 1 {
+		bad("rate_burst %d: want at least 1", c.RateBurst)
+	}
+	if c.MaxConnectionsPerUser < 0 {
+		bad("max_connections_per_user must not be negative (0 is no cap)")
 	}
 	return errs
 }

@@ -55,11 +55,11 @@ func TestMain_CrashSafety(t *testing.T) {
 		env = append(env, "MQIM_SYNC_WRITES=true")
 	}
 	const (
-		pairs, groupSenders = 4, 2
+		pairs, groupSenders = 8, 4
 		window              = 4 // publishes in flight per sender
 		// The kill comes after minAcked to maxAcked acknowledgements of
 		// the round.
-		minAcked, maxAcked = 100, 800
+		minAcked, maxAcked = 200, 1500
 	)
 
 	// sent is what one sender sent to one conversation: body index n is

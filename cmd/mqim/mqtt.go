@@ -74,17 +74,29 @@ func (m *Main) startMQTT(_ context.Context) error {
 		ConnectTimeout:      c.ConnectTimeout,
 		Logger:              log,
 	})
+	// In the configuration 0 turns a limit off; in hooks.Options 0 takes
+	// the default and a negative value turns it off.
+	rate, perUser := c.RateLimit, c.MaxConnectionsPerUser
+	if rate == 0 {
+		rate = -1
+	}
+	if perUser == 0 {
+		perUser = -1
+	}
 	hctx, cancel := context.WithCancel(context.Background())
 	m.mqtt.broker, m.mqtt.cancel = b, cancel
 	err := hooks.Register(b, hooks.Options{
-		Service:      m.Service,
-		Auth:         m.Auth,
-		AllowRawKey:  c.AllowRawKey,
-		MinKeepalive: c.MinKeepalive,
-		MaxKeepalive: c.MaxKeepalive,
-		Timeout:      c.HookTimeout,
-		BaseContext:  hctx,
-		Log:          log,
+		Service:               m.Service,
+		Auth:                  m.Auth,
+		AllowRawKey:           c.AllowRawKey,
+		MinKeepalive:          c.MinKeepalive,
+		MaxKeepalive:          c.MaxKeepalive,
+		Timeout:               c.HookTimeout,
+		RateLimit:             rate,
+		RateBurst:             c.RateBurst,
+		BaseContext:           hctx,
+		Log:                   log,
+		MaxConnectionsPerUser: perUser,
 	})
 	if err != nil {
 		return err
