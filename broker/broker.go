@@ -71,11 +71,16 @@ func New(opts Options) *Server {
 		timeout: opts.ConnectTimeout,
 		log:     opts.Logger,
 		onPanic: s.abort,
+		framer: framerConfig{
+			maxPacket:     s.mqtt.Options.Capabilities.MaximumPacketSize,
+			topicAliasMax: s.mqtt.Options.Capabilities.TopicAliasMaximum,
+		},
 	}
 	s.origins.New = func() any { return s.mqtt.NewClient(nil, mqtt.LocalListener, "", true) }
 	// HookBase.Init cannot fail, and the hook must come first so that every
 	// subscription is No Local before other hooks see it.
 	_ = s.mqtt.AddHook(&noLocalHook{}, nil)
+	_ = s.mqtt.AddHook(&ackPropsHook{}, nil)
 	return s
 }
 

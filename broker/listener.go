@@ -26,6 +26,9 @@ type connGuard struct {
 	// onPanic is called after a connection's goroutine panicked and was
 	// recovered, with the connection (already closed).
 	onPanic func(c net.Conn)
+	// framer configures the validating framer around every connection
+	// (framer.go).
+	framer framerConfig
 }
 
 // admit counts a new socket, or reports false when the cap is reached.
@@ -43,8 +46,11 @@ func (g *connGuard) release() { g.open.Add(-1) }
 // its connection path, so a decoder panic (mochi-mqtt/server#501) would kill
 // the whole process; here it closes that connection only. The deadline set
 // before establish bounds how long the peer may take to send CONNECT: mochi
-// replaces it with the keepalive deadline once CONNECT is processed.
-func (g *connGuard) serve(listener string, c net.Conn, establish listeners.EstablishFn) {
+// replaces it with the keepalive deadline once CONNECT is processed. mochi
+// reads through the validating framer, which answers and closes on an
+// invalid packet before mochi decodes it.
+func (g *connGuard) serve(listener string, raw net.Conn, establish listeners.EstablishFn) {
+	c := net.Conn(newFramer(raw, &g.framer))
 	defer func() {
 		if v := recover(); v != nil {
 			_ = c.Close()
