@@ -1,0 +1,323 @@
+package rest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime/multipart"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mqim/mqim/attachment"
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/rest"
+)
+
+// matrixRoute is one REST endpoint of the authorization matrix: its body
+// and its success status with valid credentials; admin endpoints need the
+// master key in strict mode (maxim-spec.md §2.3).
+type matrixRoute struct {
+	body   any // string (placeholders filled) or []byte (multipart)
+	status int
+	admin  bool
+}
+
+// matrixRoutes lists every authenticated route by its Fiber pattern. Path
+// parameters are filled from the cell's fixture (fill).
+func matrixRoutes(upload []byte) map[string]matrixRoute {
+	attrs := `{"k":1}`
+	return map[string]matrixRoute{
+		"GET /ctx":                           {nil, 200, false},
+		"GET /ctx/:uid":                      {nil, 200, false},
+		"POST /ctx/:uid":                     {nil, 200, false},
+		"POST /ctx/:uid/attributes":          {attrs, 201, false},
+		"PUT /ctx/:uid/attributes":           {attrs, 201, false},
+		"GET /ctx/:uid/attributes":           {nil, 200, false},
+		"GET /ctx/:uid/attributes/:name":     {nil, 200, false},
+		"DELETE /ctx/:uid/attributes":        {nil, 204, false},
+		"DELETE /ctx/:uid/installs":          {`{"install":"i1"}`, 204, false},
+		"POST /ctx/:uid/installs":            {`{"install":"i1"}`, 204, false},
+		"GET /ctx/:uid/friends":              {nil, 200, false},
+		"POST /ctx/:uid/friends":             {`["{C}"]`, 201, false},
+		"GET /ctx/:uid/friends/:fid":         {nil, 200, false},
+		"POST /ctx/:uid/friends/:fid":        {nil, 201, false},
+		"DELETE /ctx/:uid/friends/:fid":      {nil, 204, false},
+		"GET /ctx/:uid/friends/:fid/chats":   {nil, 200, false},
+		"GET /ctx/:uid/groups":               {nil, 200, false},
+		"GET /ctx/:uid/rooms":                {nil, 200, false},
+		"GET /ctx/:uid/strangers":            {nil, 200, false},
+		"GET /ctx/:uid/strangers/:sid":       {nil, 200, false},
+		"GET /ctx/:uid/strangers/:sid/chats": {nil, 200, false},
+		"POST /groups":                       {`{"owner":"{A}","members":["{B}"]}`, 201, false},
+		"GET /groups":                        {nil, 200, false},
+		"GET /groups/:gid":                   {nil, 200, false},
+		"POST /groups/:gid":                  {nil, 200, false},
+		"PUT /groups/:gid":                   {`{"members":["{C}"]}`, 201, true},
+		"DELETE /groups/:gid":                {nil, 204, true},
+		"POST /groups/:gid/attributes":       {attrs, 201, false},
+		"PUT /groups/:gid/attributes":        {attrs, 201, false},
+		"GET /groups/:gid/attributes":        {nil, 200, false},
+		"GET /groups/:gid/attributes/:name":  {nil, 200, false},
+		"DELETE /groups/:gid/attributes":     {nil, 204, false},
+		"POST /groups/:gid/members":          {`{"members":["{C}"]}`, 201, false},
+		"DELETE /groups/:gid/members":        {`{"members":["{B}"]}`, 204, false},
+		"POST /groups/:gid/members/:uid":     {nil, 201, false},
+		"DELETE /groups/:gid/members/:uid":   {nil, 204, false},
+		"GET /groups/:gid/chats":             {nil, 200, false},
+		"DELETE /groups/:gid/chats":          {nil, 204, true},
+		"POST /rooms":                        {`{"members":["{A}"]}`, 201, false},
+		"GET /rooms":                         {nil, 200, false},
+		"GET /rooms/:rid":                    {nil, 200, false},
+		"POST /rooms/:rid":                   {nil, 200, false},
+		"PUT /rooms/:rid":                    {`{"members":["{C}"]}`, 201, false},
+		"DELETE /rooms/:rid":                 {nil, 204, true},
+		"POST /rooms/:rid/attributes":        {attrs, 201, false},
+		"PUT /rooms/:rid/attributes":         {attrs, 201, false},
+		"GET /rooms/:rid/attributes":         {nil, 200, false},
+		"GET /rooms/:rid/attributes/:name":   {nil, 200, false},
+		"DELETE /rooms/:rid/attributes":      {nil, 204, false},
+		"POST /rooms/:rid/members":           {`{"members":["{C}"]}`, 201, false},
+		"DELETE /rooms/:rid/members":         {`{"members":["{B}"]}`, 204, false},
+		"POST /rooms/:rid/members/:uid":      {nil, 201, false},
+		"DELETE /rooms/:rid/members/:uid":    {nil, 204, false},
+		"POST /passengers":                   {`{"id":"{P}x","name":"n"}`, 201, false},
+		"GET /passengers/:pid":               {nil, 200, false},
+		"POST /passengers/:pid":              {nil, 200, false},
+		"GET /passengers/:pid/chats/:uid":    {nil, 200, false},
+		"POST /system":                       {`{"content":{"media":0,"body":"hi"}}`, 202, true},
+		"POST /system/:target":               {`{"content":{"media":0,"body":"hi"}}`, 202, true},
+		"POST /attachment":                   {upload, 201, false},
+	}
+}
+
+// matrixFixture is one cell's objects: users A, B (friends; A-C
+// strangers), group G (owner A, member B), room R (A, B), passenger P, a
+// record in each conversation and attributes {"color":"red"} everywhere.
+type matrixFixture struct{ A, B, C, G, R, P string }
+
+func newMatrixFixture(t *testing.T, ts *testServer, n int) matrixFixture {
+	t.Helper()
+	f := matrixFixture{A: fmt.Sprintf("u%da", n), B: fmt.Sprintf("u%db", n), C: fmt.Sprintf("u%dc", n),
+		G: fmt.Sprintf("%032x", n), R: fmt.Sprintf("r%d", n), P: fmt.Sprintf("p%d", n)}
+	red := chat.Attributes{"color": []byte(`"red"`)}
+	now := ts.now()
+	err := ts.svc.Store.Update(context.Background(), func(tx chat.Tx) error {
+		for _, u := range []string{f.A, f.B, f.C} {
+			if err := tx.PutUser(&chat.UserRecord{ID: u, Attributes: red.Clone(), Installs: []string{"i1"}, TS: now}); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutFriendship(&chat.Friendship{ID: chat.NewFriendshipID(), From: f.A, To: f.B, NS: testApp, TS: now}); err != nil {
+			return err
+		}
+		for _, p := range [][2]string{{f.A, f.C}, {f.C, f.A}} {
+			if err := tx.PutStranger(&chat.Stranger{User: p[0], Other: p[1], TS: now, Last: now}); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutGroup(&chat.Group{ID: f.G, Owner: f.A, Members: []string{f.B}, Attributes: red.Clone(), TS: now}); err != nil {
+			return err
+		}
+		if err := tx.PutRoom(&chat.Room{ID: f.R, Members: []string{f.A, f.B}, Attributes: red.Clone(), TS: now}); err != nil {
+			return err
+		}
+		return tx.PutPassenger(&chat.PassengerRecord{ID: f.P, Attributes: red.Clone(), TS: now})
+	})
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	for _, c := range []chat.Conv{chat.FriendConv(f.A, f.B), chat.GroupConv(f.G), chat.StrangerConv(f.A, f.C), chat.PassengerConv(f.P, f.A)} {
+		ts.seed(c, f.A, "secret of "+string(c), now-1000)
+	}
+	return f
+}
+
+// fill replaces the route parameters and body placeholders with the
+// fixture's ids.
+func (f matrixFixture) fill(s string) string {
+	return strings.NewReplacer(
+		":uid", f.A, ":fid", f.B, ":sid", f.C, ":gid", f.G, ":rid", f.R, ":pid", f.P, ":name", "color", ":target", f.A,
+		"{A}", f.A, "{B}", f.B, "{C}", f.C, "{P}", f.P,
+	).Replace(s)
+}
+
+// matrixCred is one way of presenting (or not) credentials.
+type matrixCred struct {
+	name string
+	hdr  func() map[string]string
+	// role is what the credential proves: RoleNone means refused (401).
+	role chat.Role
+}
+
+func matrixCreds() []matrixCred {
+	app := func(kv ...string) map[string]string {
+		h := map[string]string{"X-ML-AppId": testApp}
+		for i := 0; i < len(kv); i += 2 {
+			h[kv[i]] = kv[i+1]
+		}
+		return h
+	}
+	now := func() int64 { return time.Now().UnixMilli() }
+	return []matrixCred{
+		{"NoCredentials", func() map[string]string { return map[string]string{} }, chat.RoleNone},
+		{"AppIDOnly", func() map[string]string { return app() }, chat.RoleNone},
+		{"UnknownApp", func() map[string]string {
+			return map[string]string{"X-ML-AppId": "000000000000000000000000", "X-ML-Request-Sign": chat.Sign(testKey, now())}
+		}, chat.RoleNone},
+		{"BadSign", func() map[string]string { return app("X-ML-Request-Sign", chat.Sign("not-the-key", now())) }, chat.RoleNone},
+		{"StaleSign", func() map[string]string { return app("X-ML-Request-Sign", chat.Sign(testKey, now()-16*60_000)) }, chat.RoleNone},
+		{"FutureSign", func() map[string]string { return app("X-ML-Request-Sign", chat.Sign(testKey, now()+16*60_000)) }, chat.RoleNone},
+		{"SignedClientKey", func() map[string]string { return app("X-ML-Request-Sign", chat.Sign(testKey, now())) }, chat.RoleClient},
+		{"RawClientKey", func() map[string]string { return app("X-ML-APIKey", testKey) }, chat.RoleClient},
+		{"RawClientKeyAsSign", func() map[string]string { return app("X-ML-Request-Sign", testKey) }, chat.RoleClient},
+		{"MasterKey", func() map[string]string { return app("X-ML-MasterKey", testMaster) }, chat.RoleMaster},
+		{"SignedMasterKey", func() map[string]string { return app("X-ML-Request-Sign", chat.Sign(testMaster, now())) }, chat.RoleMaster},
+	}
+}
+
+// Ensure every REST endpoint answers every credential form exactly as
+// specified, in lenient and strict admin mode: refused credentials get
+// 401/5003 and change nothing; any app key passes in lenient mode; in
+// strict mode admin endpoints give client keys 403/5003 and change nothing;
+// accepted requests get their documented success status. A route added to
+// the server without a row here fails the test.
+func TestAuthzMatrix_REST(t *testing.T) {
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("file", "a.txt")
+	_, _ = fw.Write([]byte("hello"))
+	_ = mw.Close()
+	routes := matrixRoutes(form.Bytes())
+	uploadType := mw.FormDataContentType()
+	cells := 0
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("strict=%v", strict), func(t *testing.T) {
+			var ts *testServer
+			ts = newTestServer(t, func(o *rest.Options) {
+				o.StrictAdmin = strict
+				o.Log = zerolog.Nop()
+				st, err := attachment.Open(attachment.Options{Dir: filepath.Join(t.TempDir(), "att")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				o.Attachments = st
+				o.UploadLimit = 1 << 20
+			})
+			checkRouteCoverage(t, ts, routes)
+
+			// Refused credentials share one fixture, checked unchanged at
+			// the end.
+			shared := newMatrixFixture(t, ts, 0)
+			before := matrixSnapshot(ts, shared)
+			n := 1
+			keys := make([]string, 0, len(routes))
+			for k := range routes {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, key := range keys {
+				r := routes[key]
+				method, pattern, _ := strings.Cut(key, " ")
+				for _, cred := range matrixCreds() {
+					f := shared
+					want, code := r.status, 0
+					switch {
+					case cred.role == chat.RoleNone:
+						want, code = 401, chat.CodeUnauthorized
+					case strict && r.admin && cred.role != chat.RoleMaster:
+						want, code = 403, chat.CodeUnauthorized
+					}
+					if want < 300 {
+						f = newMatrixFixture(t, ts, n)
+						n++
+					}
+					var body any
+					hdr := cred.hdr()
+					switch b := r.body.(type) {
+					case string:
+						body = f.fill(b)
+					case []byte:
+						body = b
+						hdr["Content-Type"] = uploadType
+					}
+					path := pattern
+					if strings.Contains(path, "/members/:uid") {
+						// Join C, remove B (the owner A cannot leave).
+						path = strings.Replace(path, ":uid", map[string]string{"POST": f.C, "DELETE": f.B}[method], 1)
+					}
+					res := ts.as(t).callWith(method, f.fill(path), body, hdr)
+					cells++
+					if code != 0 {
+						if res.Status != want || errorCode(res.Body) != code {
+							t.Errorf("%s as %s: %d %s, want %d/%d", key, cred.name, res.Status, res.Body, want, code)
+						}
+						continue
+					}
+					if res.Status != want {
+						t.Errorf("%s as %s: %d %s, want %d", key, cred.name, res.Status, res.Body, want)
+					}
+				}
+			}
+			if after := matrixSnapshot(ts, shared); after != before {
+				t.Errorf("refused requests changed the data:\nbefore %s\nafter  %s", before, after)
+			}
+			// Public by design: the same answer whatever the credentials.
+			for _, cred := range matrixCreds() {
+				ts.as(t).callWith("GET", "/healthz", nil, cred.hdr()).expect(200, `{"status":"ok"}`)
+				ts.as(t).callWith("OPTIONS", "/ctx/"+shared.A, nil, cred.hdr()).ok(204)
+				ts.as(t).callWith("GET", "/attachments/nothing/here.png", nil, cred.hdr()).expectError(404, chat.CodeNotFound)
+				cells += 3
+			}
+		})
+	}
+	t.Logf("%d REST cells (routes × credentials × strict mode, plus public routes)", cells)
+}
+
+// checkRouteCoverage fails for a server route the matrix does not list.
+func checkRouteCoverage(t *testing.T, ts *testServer, routes map[string]matrixRoute) {
+	t.Helper()
+	public := map[string]bool{"GET /healthz": true, "GET /attachments/:dir/:file": true, "GET /attachments/*": true}
+	for _, r := range ts.srv.App().GetRoutes(true) {
+		key := r.Method + " " + r.Path
+		switch r.Method {
+		case "HEAD", "OPTIONS", "CONNECT", "TRACE", "PATCH":
+			continue
+		}
+		if _, ok := routes[key]; !ok && !public[key] {
+			t.Errorf("route %s is not in the authorization matrix", key)
+		}
+	}
+}
+
+// matrixSnapshot reads the shared fixture with the master key.
+func matrixSnapshot(ts *testServer, f matrixFixture) string {
+	var b strings.Builder
+	for _, p := range []string{
+		"/ctx/" + f.A, "/ctx/" + f.A + "/attributes", "/ctx/" + f.A + "/friends", "/ctx/" + f.A + "/strangers",
+		"/ctx/" + f.A + "/friends/" + f.B + "/chats", "/groups/" + f.G, "/groups/" + f.G + "/chats", "/rooms/" + f.R,
+		"/passengers/" + f.P, "/passengers/" + f.P + "/chats/" + f.A, "/ctx/" + f.A + "/strangers/" + f.C + "/chats",
+	} {
+		r := ts.callWith("GET", p, nil, masterSigned())
+		fmt.Fprintf(&b, "%s %d %s\n", p, r.Status, r.Body)
+	}
+	return b.String()
+}
+
+// errorCode returns the errorCode of a MaxIM error body, or 0.
+func errorCode(body []byte) int {
+	var e struct {
+		ErrorCode    int    `json:"errorCode"`
+		ErrorMessage string `json:"errorMessage"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.ErrorMessage == "" {
+		return 0
+	}
+	return e.ErrorCode
+}
