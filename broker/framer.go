@@ -150,6 +150,16 @@ func (f *framer) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if f.remain <= f.w-f.r && f.version != 0 {
+		// Hand on, with this packet, the valid ones buffered after it.
+		for f.remain < len(p) {
+			n := f.scan(f.r + f.remain)
+			if n == 0 {
+				break
+			}
+			f.remain += n
+		}
+	}
 	n := min(len(p), f.remain)
 	if f.w > f.r {
 		n = copy(p[:n], f.buf[f.r:min(f.w, f.r+n)])
@@ -245,11 +255,7 @@ func (f *framer) next() error {
 			break
 		}
 	}
-	limit := uint64(f.cfg.maxPacket)
-	if limit == 0 {
-		limit = maxRemaining + 5
-	}
-	if uint64(hl+rem) > limit {
+	if uint64(hl+rem) > f.limit() {
 		return f.reject(typ, rcTooLarge)
 	}
 	if typ == pkPublish {
@@ -259,52 +265,117 @@ func (f *framer) next() error {
 		return err
 	}
 	body := f.buf[f.r+hl : f.r+hl+rem]
-	flags := b0 & 0x0F
-	var rc byte
-	switch typ {
-	case pkConnect:
+	if typ == pkConnect {
 		if f.version != 0 {
-			rc = pick(v5, rcProtocol) // [MQTT-3.1.0-2]
-			break
+			return f.reject(typ, pick(v5, rcProtocol)) // [MQTT-3.1.0-2]
 		}
-		return f.connect(flags, body, hl+rem)
-	case pkPuback, pkPubrec, pkPubrel, pkPubcomp:
-		rc = f.checkAck(typ, flags, body)
-	case pkSubscribe:
-		rc = f.checkSubscribe(flags, body)
-	case pkUnsubscribe:
-		rc = f.checkUnsubscribe(flags, body)
-	case pkPingreq:
-		switch {
-		case flags != 0:
-			rc = pick(v5, rcMalformed)
-		case rem != 0:
-			rc = rcSilent
-		}
-	case pkDisconnect:
-		rc = f.checkDisconnect(flags, body)
-	case pkConnack:
-		// Server-to-client packets sent by a client.
-		rc = pick(v5, rcProtocol)
-	case pkSuback, pkUnsuback, pkPingresp:
-		switch {
-		case flags != 0:
-			rc = pick(v5, rcMalformed)
-		case typ == pkPingresp && rem != 0:
-			rc = rcSilent
-		default:
-			rc = pick(v5, rcProtocol)
-		}
-	case pkAuth:
-		// No enhanced authentication is offered, so no AUTH exchange can
-		// be in progress [MQTT-4.12.0-1]; 3.1.1 has no AUTH.
-		rc = pick(v5, rcProtocol)
+		return f.connect(b0&0x0F, body, hl+rem)
 	}
+	rc := f.verdict(typ, b0&0x0F, body)
 	if rc != rcOK {
 		return f.reject(typ, rc)
 	}
 	f.remain = hl + rem
 	return nil
+}
+
+// limit is the largest packet accepted, fixed header included.
+func (f *framer) limit() uint64 {
+	if f.cfg.maxPacket == 0 {
+		return maxRemaining + 5
+	}
+	return uint64(f.cfg.maxPacket)
+}
+
+// verdict checks a whole packet of a type other than CONNECT and PUBLISH.
+func (f *framer) verdict(typ, flags byte, body []byte) byte {
+	v5 := f.version == 5
+	switch typ {
+	case pkPuback, pkPubrec, pkPubrel, pkPubcomp:
+		return f.checkAck(typ, flags, body)
+	case pkSubscribe:
+		return f.checkSubscribe(flags, body)
+	case pkUnsubscribe:
+		return f.checkUnsubscribe(flags, body)
+	case pkPingreq:
+		switch {
+		case flags != 0:
+			return pick(v5, rcMalformed)
+		case len(body) != 0:
+			return rcSilent
+		}
+		return rcOK
+	case pkDisconnect:
+		return f.checkDisconnect(flags, body)
+	case pkSuback, pkUnsuback, pkPingresp:
+		// Server-to-client packets sent by a client.
+		switch {
+		case flags != 0:
+			return pick(v5, rcMalformed)
+		case typ == pkPingresp && len(body) != 0:
+			return rcSilent
+		}
+		return pick(v5, rcProtocol)
+	case pkAuth:
+		// No enhanced authentication is offered, so no AUTH exchange can
+		// be in progress [MQTT-4.12.0-1]; 3.1.1 has no AUTH.
+		return pick(v5, rcProtocol)
+	}
+	// CONNACK, or the reserved type 0.
+	return pick(v5, rcProtocol)
+}
+
+// publishFlags checks the fixed header flags of a PUBLISH.
+func publishFlags(b0 byte, v5 bool) byte {
+	qos := (b0 >> 1) & 3
+	if qos == 3 || (qos == 0 && b0&0x08 != 0) { // [MQTT-3.3.1-4] [MQTT-3.3.1-2]
+		return pick(v5, rcMalformed)
+	}
+	return rcOK
+}
+
+// scan returns the length of the complete and valid packet buffered at
+// f.buf[off:], or 0 when it is incomplete or needs next: a CONNECT, an
+// invalid packet, a $ topic. It reads nothing and has no effect; Read uses
+// it to hand mochi all the packets that one read from the socket brought.
+func (f *framer) scan(off int) int {
+	if off >= f.w {
+		return 0
+	}
+	b0 := f.buf[off]
+	rem, hl := 0, 1
+	for mul := 1; ; mul *= 128 {
+		if hl == 5 || off+hl >= f.w {
+			return 0
+		}
+		d := f.buf[off+hl]
+		hl++
+		rem += int(d&127) * mul
+		if d < 128 {
+			break
+		}
+	}
+	if off+hl+rem > f.w || uint64(hl+rem) > f.limit() {
+		return 0
+	}
+	body := f.buf[off+hl : off+hl+rem]
+	v5 := f.version == 5
+	switch typ := b0 >> 4; typ {
+	case pkConnect, pkReserved:
+		return 0
+	case pkPublish:
+		if publishFlags(b0, v5) != rcOK {
+			return 0
+		}
+		if rc, _, dollar := f.checkPublish(body, (b0>>1)&3, v5); rc != rcOK || dollar {
+			return 0
+		}
+	default:
+		if f.verdict(typ, b0&0x0F, body) != rcOK {
+			return 0
+		}
+	}
+	return hl + rem
 }
 
 // pick returns code for MQTT 5 and rcSilent for MQTT 3.1.1, which has no
@@ -599,11 +670,8 @@ func (f *framer) checkDisconnect(flags byte, body []byte) byte {
 func (f *framer) nextPublish(b0 byte, hl, rem int) error {
 	v5 := f.version == 5
 	qos := (b0 >> 1) & 3
-	if qos == 3 { // [MQTT-3.3.1-4]
-		return f.reject(pkPublish, pick(v5, rcMalformed))
-	}
-	if qos == 0 && b0&0x08 != 0 { // [MQTT-3.3.1-2]
-		return f.reject(pkPublish, pick(v5, rcMalformed))
+	if rc := publishFlags(b0, v5); rc != rcOK {
+		return f.reject(pkPublish, rc)
 	}
 	n := rem
 	if hl+rem > max(len(f.buf), framerBufSize) {
@@ -624,25 +692,32 @@ func (f *framer) nextPublish(b0 byte, hl, rem int) error {
 		return nil
 	}
 	// Topics starting with $ are the server's ($SYS) or not topics at all
-	// ($share/...): refused as "not authorised" in MQTT 5; MQTT 3.1.1 cannot
-	// refuse a QoS 1/2 publish, so it closes, as mochi does on an ACL denial.
-	// mochi itself would drop the message without any acknowledgement.
-	if qos > 0 && !v5 {
-		return f.reject(pkPublish, rcSilent)
-	}
+	// ($share/...): the message is dropped here, where mochi would drop it
+	// without any acknowledgement, leaving a QoS 1/2 sender waiting
+	// forever. MQTT 5 refuses it as "not authorised"; MQTT 3.1.1 cannot
+	// refuse and acknowledges positively [MQTT-3.3.5-2], as Mosquitto does.
 	if err := f.fill(hl + rem); err != nil {
 		return err
 	}
 	f.r += hl + rem
 	f.compact()
-	if qos > 0 {
-		ack := pkPuback
-		if qos == 2 {
-			ack = pkPubrec
-		}
-		if _, err := f.Write([]byte{byte(ack) << 4, 3, byte(id >> 8), byte(id), rcNotAuthorized}); err != nil {
-			return err
-		}
+	if qos == 0 {
+		return nil
+	}
+	ack := []byte{pkPuback << 4, 2, byte(id >> 8), byte(id), rcNotAuthorized}
+	if qos == 2 {
+		ack[0] = pkPubrec << 4
+	}
+	if v5 {
+		ack[1] = 3
+	} else {
+		ack = ack[:4]
+	}
+	if f.clientMax != 0 && uint32(len(ack)) > f.clientMax {
+		return nil // [MQTT-3.1.2-24]
+	}
+	if _, err := f.Write(ack); err != nil {
+		return err
 	}
 	return nil
 }
@@ -1033,20 +1108,40 @@ func validRunes(b []byte, strict bool) bool {
 
 // validTopicName reports whether t is a topic name a client may publish
 // to: not empty, no wildcards [MQTT-3.3.2-2], UTF-8 as validUTF8Strict.
+// It is on the PUBLISH path: one table lookup per ASCII byte.
 func validTopicName(t []byte) bool {
 	if len(t) == 0 {
 		return false
 	}
 	for i, c := range t {
-		switch {
-		case c < 0x20 || c == 0x7F || c == '+' || c == '#':
+		switch topicByte[c] {
+		case tbBad:
 			return false
-		case c >= utf8.RuneSelf:
+		case tbMulti:
 			return validRunes(t[i:], true)
 		}
 	}
 	return true
 }
+
+// Classes of a topic name's bytes.
+const (
+	tbOK    = 0
+	tbBad   = 1 // control character or wildcard
+	tbMulti = 2 // start or continuation of a multi-byte sequence
+)
+
+var topicByte = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case c < 0x20 || c == 0x7F || c == '+' || c == '#':
+			t[c] = tbBad
+		case c >= utf8.RuneSelf:
+			t[c] = tbMulti
+		}
+	}
+	return t
+}()
 
 // validFilter reports whether f is a valid topic filter (MQTT 5 §4.7):
 // not empty, wildcards only as whole levels and # last, a shared
