@@ -191,6 +191,10 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 // Handlers read bodies with s.body, which also bounds chunked ones.
 func (s *Server) limitBody(c *fiber.Ctx) error {
 	if c.Request().Header.ContentLength() > s.opts.BodyLimit && !strings.HasPrefix(c.Path(), "/attachment") {
+		// The body will not be read: close after the answer rather than
+		// drain BodyLimit bytes first (finishBody), which would hold the
+		// answer until the client has sent them.
+		c.Context().SetConnectionClose()
 		return errBodyTooLarge(s.opts.BodyLimit)
 	}
 	return c.Next()
