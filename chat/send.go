@@ -8,6 +8,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // SayTarget is where a say goes: the MaxIM to.type and the target id. A
@@ -173,13 +175,30 @@ func bodyText(raw json.RawMessage) (string, bool) {
 	return compactText(raw)
 }
 
-// compactText returns the compact JSON text of raw.
+// compactText returns the compact JSON text of raw. json.Compact keeps
+// invalid UTF-8 inside strings as it is; each invalid byte becomes U+FFFD,
+// as json.Unmarshal does for a string body, so that every body is valid
+// UTF-8 and reads back as stored.
 func compactText(raw json.RawMessage) (string, bool) {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
 		return "", false
 	}
-	return buf.String(), true
+	s := buf.String()
+	if utf8.ValidString(s) {
+		return s, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String(), true
 }
 
 // jsonObject returns payload when it is a JSON object, or the object held
