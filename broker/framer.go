@@ -188,26 +188,22 @@ func (f *framer) compact() {
 }
 
 // fill makes sure that n bytes are buffered at f.buf[f.r:], reading more
-// from the connection as needed.
+// from the connection as needed. The buffer grows with the bytes that
+// arrive, not with the length a header claims: a peer that announces a
+// large packet and trickles it pins only what it has sent.
 func (f *framer) fill(n int) error {
-	if f.w-f.r >= n {
-		return nil
-	}
-	if len(f.buf)-f.r < n {
-		if n > len(f.buf) {
-			size := max(framerBufSize, len(f.buf))
-			for size < n {
-				size *= 2
-			}
-			nb := make([]byte, size)
-			f.w = copy(nb, f.buf[f.r:f.w])
-			f.buf = nb
-		} else {
-			f.w = copy(f.buf, f.buf[f.r:f.w])
-		}
-		f.r = 0
-	}
 	for f.w-f.r < n {
+		if f.w == len(f.buf) {
+			if f.r > 0 {
+				f.w = copy(f.buf, f.buf[f.r:f.w])
+				f.r = 0
+			} else {
+				nb := make([]byte, max(framerBufSize, min(2*len(f.buf), n)))
+				f.w = copy(nb, f.buf[:f.w])
+				f.buf = nb
+			}
+			continue
+		}
 		m, err := f.Conn.Read(f.buf[f.w:])
 		f.w += m
 		if err != nil {

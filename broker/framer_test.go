@@ -347,6 +347,18 @@ func TestFramer_OversizeBeforeAllocation(t *testing.T) {
 	if len(conn.chunks) != 1 {
 		t.Errorf("the body was read (%d chunks left)", len(conn.chunks))
 	}
+
+	// A packet within the limit that is announced but only trickled pins
+	// no more than what arrived.
+	conn = &scriptConn{chunks: [][]byte{connect5, hx(`82 80 C0 0C 0001`), bytes.Repeat([]byte{'x'}, 10<<10)}}
+	f = newFramer(conn, &framerConfig{maxPacket: 256 << 10})
+	_, err = io.Copy(io.Discard, f)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err %v", err)
+	}
+	if len(f.buf) > 16<<10 {
+		t.Errorf("buffer of %d bytes for 10 KiB received", len(f.buf))
+	}
 }
 
 // Ensure the broker answers the truncated SUBSCRIBE of mochi#501 with
