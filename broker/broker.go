@@ -10,6 +10,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/rs/zerolog"
+
+	"github.com/mqim/mqim/chat"
 )
 
 // Listener ids, as mochi and the logs know them.
@@ -43,6 +45,9 @@ type Server struct {
 	listeners []listenerEntry
 	aborters  []Aborter
 	origins   sync.Pool // *mqtt.Client used as the origin of Publish with an excepted session
+	// hasOther, when set, reports whether an identity has a session (client
+	// id, connected or persisted) other than the given one; see SetSessions.
+	hasOther  func(id chat.Identity, except string) bool
 	closeOnce sync.Once
 }
 
@@ -82,6 +87,16 @@ func New(opts Options) *Server {
 	_ = s.mqtt.AddHook(&noLocalHook{}, nil)
 	_ = s.mqtt.AddHook(&ackPropsHook{}, nil)
 	return s
+}
+
+// SetSessions gives Publish an index of sessions: hasOther reports whether
+// identity id has a session other than except, connected or persisted
+// (one that can hold subscriptions). With it, an event for every session of
+// an identity but one (a "yourself" echo) is dropped at once when there is
+// no other session, instead of going through mochi's whole publish path to
+// reach no one. The hooks set it; call it before Start.
+func (s *Server) SetSessions(hasOther func(id chat.Identity, except string) bool) {
+	s.hasOther = hasOther
 }
 
 // MQTT returns the mochi server, for the hooks.

@@ -30,6 +30,9 @@ const eventQoS = 1
 // session. Client ids are bound to one identity by the auth hook, and no
 // client may use the inline client's id, so no other session is affected.
 func (s *Server) Publish(to chat.Identity, event string, payload []byte, exceptSession string) {
+	if exceptSession != "" && s.hasOther != nil && !s.hasOther(to, exceptSession) {
+		return // the excepted session is the only one: nobody to deliver to
+	}
 	topic := InboxTopic(to, event)
 	var err error
 	if exceptSession == "" {

@@ -113,6 +113,7 @@ func Register(b *broker.Server, opts Options) error {
 	opts.setDefaults()
 	reg := newRegistry(b.MQTT())
 	reg.maxPerIdentity = opts.MaxConnectionsPerUser
+	b.SetSessions(reg.hasOther)
 	for _, h := range []mqtt.Hook{
 		&Presence{reg: reg, opts: opts},
 		&Auth{reg: reg, opts: opts, srv: b.MQTT()},
@@ -214,6 +215,19 @@ func (r *registry) liveConnections(id chat.Identity, except string) int {
 		}
 	}
 	return n
+}
+
+// hasOther reports whether id has a session under another client id than
+// except: bound and not yet released, so connected or persisted (the
+// sessions that can hold subscriptions to id's inbox).
+func (r *registry) hasOther(id chat.Identity, except string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	set := r.byIdentity[id]
+	if _, ok := set[except]; ok {
+		return len(set) > 1
+	}
+	return len(set) > 0
 }
 
 // claim binds clientID to id for connection cl, after check and the login

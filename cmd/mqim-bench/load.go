@@ -179,6 +179,9 @@ type Runner struct {
 	Log func(format string, args ...any)
 	// OnSendStart, when set, is called as the send phase starts.
 	OnSendStart func()
+	// OnIdle, when set, is called while the conns scenario holds its
+	// connections, after the memory samples.
+	OnIdle func()
 }
 
 func (r *Runner) logf(format string, args ...any) {
@@ -541,6 +544,9 @@ func (r *Runner) runConns(_ context.Context, p Params) (*Result, error) {
 	}
 	cpu1, _ := CPUTime(pid)
 	_, res.PeakRSS, _ = Memory(pid)
+	if r.OnIdle != nil {
+		r.OnIdle()
+	}
 	res.CPU = cpu1 - cpu0
 	if n > 0 {
 		res.PerConnKiB = float64(res.RSSAfter-res.RSSBefore) / 1024 / float64(n)

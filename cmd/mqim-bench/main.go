@@ -211,7 +211,7 @@ func runOne(ctx context.Context, c *Config, kind string, p Params, logf func(str
 	if err != nil {
 		return nil, err
 	}
-	profile := c.ProfileDir != "" && kind == KindMQIM && p.Scenario != ScenarioConns
+	profile := c.ProfileDir != "" && kind == KindMQIM
 	if profile {
 		if spec.PprofAddr, err = freeAddr(); err != nil {
 			return nil, err
@@ -227,6 +227,7 @@ func runOne(ctx context.Context, c *Config, kind string, p Params, logf func(str
 	if profile {
 		prof = &profiler{addr: spec.PprofAddr, dir: c.ProfileDir, name: profileName(p), seconds: c.ProfileSeconds, logf: logf}
 		r.OnSendStart = prof.start
+		r.OnIdle = prof.heap
 	}
 	res, err := r.Run(ctx, p)
 	if prof != nil {

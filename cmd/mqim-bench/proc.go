@@ -141,6 +141,8 @@ mqtt:
 	b.cmd = exec.Command(spec.Bin, args...)
 	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
+	// The broker dies with the bench, however the bench ends.
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		b.log.Close()
 		return nil, fmt.Errorf("start %s: %w", spec.Kind, err)

@@ -42,6 +42,13 @@ func (p *profiler) finish() {
 	p.fetch("/debug/pprof/allocs", p.name+".allocs.pprof")
 }
 
+// heap saves the live heap (conns scenario: what idle connections hold).
+func (p *profiler) heap() {
+	p.fetch("/debug/pprof/heap?gc=1", p.name+".heap.pprof")
+	p.fetch("/debug/pprof/goroutine", p.name+".goroutine.pprof")
+	p.fetch("/debug/pprof/heap?debug=1", p.name+".heap.txt")
+}
+
 func (p *profiler) fetch(path, file string) {
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		p.logf("profile: %v", err)
