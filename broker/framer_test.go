@@ -478,3 +478,21 @@ func BenchmarkFramerPublish(b *testing.B) {
 		})
 	}
 }
+
+// Ensure the listener's recover still isolates a panic behind the framer:
+// the connection mochi was given is the one closed and reported.
+func TestConnGuard_RecoverBehindFramer(t *testing.T) {
+	raw := &scriptConn{}
+	var got, reported net.Conn
+	g := &connGuard{max: 1, timeout: time.Second, onPanic: func(c net.Conn) { reported = c }}
+	g.serve("test", raw, func(_ string, c net.Conn) error {
+		got = c
+		panic("decoder bug")
+	})
+	if _, ok := got.(*framer); !ok {
+		t.Fatalf("establish got %T, want the framer", got)
+	}
+	if reported != got || !raw.closed {
+		t.Errorf("reported %v (want the framer), raw closed %v", reported, raw.closed)
+	}
+}
