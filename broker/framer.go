@@ -1180,25 +1180,30 @@ func isShared(f []byte) bool {
 	return len(f) >= len(sharePrefix) && string(f[:len(sharePrefix)]) == sharePrefix
 }
 
-// ackPropsHook keeps the client's User Properties out of the server's
-// acknowledgements: mochi copies a PUBLISH's, SUBSCRIBE's or UNSUBSCRIBE's
-// User Properties into its PUBACK/PUBREC/PUBREL/PUBCOMP, SUBACK or UNSUBACK
-// (its NoInheritedPropertiesOnAck covers only some of them). User
-// Properties of an ack are the sender's own information (MQTT 5 §3.4.2.2.3),
-// and mqim adds none.
+// ackPropsHook keeps the client's User Properties out of SUBACK and
+// UNSUBACK: mochi builds them with the User Properties of the SUBSCRIBE or
+// UNSUBSCRIBE that the hooks return. (Its NoInheritedPropertiesOnAck,
+// set in options.go, covers only PUBACK to PUBCOMP.) User Properties of an
+// acknowledgement are the sender's own information (MQTT 5 §3.4.2.2.3), and
+// mqim adds none. It works on the inbound packets, off the delivery path.
 type ackPropsHook struct{ mqtt.HookBase }
 
 // ID implements mqtt.Hook.
 func (h *ackPropsHook) ID() string { return "mqim-ackprops" }
 
 // Provides implements mqtt.Hook.
-func (h *ackPropsHook) Provides(b byte) bool { return b == mqtt.OnPacketEncode }
+func (h *ackPropsHook) Provides(b byte) bool {
+	return b == mqtt.OnSubscribe || b == mqtt.OnUnsubscribe
+}
 
-// OnPacketEncode implements mqtt.Hook.
-func (h *ackPropsHook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
-	switch pk.FixedHeader.Type {
-	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp, packets.Suback, packets.Unsuback:
-		pk.Properties.User = nil
-	}
+// OnSubscribe implements mqtt.Hook.
+func (h *ackPropsHook) OnSubscribe(_ *mqtt.Client, pk packets.Packet) packets.Packet {
+	pk.Properties.User = nil
+	return pk
+}
+
+// OnUnsubscribe implements mqtt.Hook.
+func (h *ackPropsHook) OnUnsubscribe(_ *mqtt.Client, pk packets.Packet) packets.Packet {
+	pk.Properties.User = nil
 	return pk
 }

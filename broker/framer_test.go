@@ -403,18 +403,18 @@ func TestServer_FramerAnswersMalformed(t *testing.T) {
 func TestAckPropsHook(t *testing.T) {
 	h := new(ackPropsHook)
 	user := []packets.UserProperty{{Key: "k", Val: "v"}}
-	for _, typ := range []byte{packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp, packets.Suback, packets.Unsuback} {
-		p := h.OnPacketEncode(nil, packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, Properties: packets.Properties{User: user}})
-		if p.Properties.User != nil {
-			t.Errorf("type %d: user properties kept", typ)
-		}
+	in := packets.Packet{Properties: packets.Properties{User: user}}
+	if p := h.OnSubscribe(nil, in); p.Properties.User != nil {
+		t.Error("SUBSCRIBE user properties kept")
 	}
-	p := h.OnPacketEncode(nil, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, Properties: packets.Properties{User: user}})
-	if len(p.Properties.User) != 1 {
-		t.Error("PUBLISH user properties dropped")
+	if p := h.OnUnsubscribe(nil, in); p.Properties.User != nil {
+		t.Error("UNSUBSCRIBE user properties kept")
 	}
-	if !h.Provides(mqtt.OnPacketEncode) || h.Provides(mqtt.OnPublish) {
+	if !h.Provides(mqtt.OnSubscribe) || !h.Provides(mqtt.OnUnsubscribe) || h.Provides(mqtt.OnPacketEncode) {
 		t.Error("Provides")
+	}
+	if !(&Options{}).capabilities().Compatibilities.NoInheritedPropertiesOnAck {
+		t.Error("PUBACK..PUBCOMP would inherit user properties")
 	}
 }
 

@@ -140,5 +140,9 @@ func (o *Options) capabilities() *mqtt.Capabilities {
 	c.MaximumQos = 2
 	// MQTT 3.1.1 and 5 only (protocol.md §1); 3.1 ("MQIsdp") is refused.
 	c.MinimumProtocolVersion = 4
+	// Acknowledgements carry no copy of the client's User Properties (they
+	// are the sender's own information, MQTT 5 §3.4.2.2.3); mochi copies
+	// them unless told not to. SUBACK and UNSUBACK: ackPropsHook.
+	c.Compatibilities.NoInheritedPropertiesOnAck = true
 	return c
 }
