@@ -71,7 +71,9 @@ type Result struct {
 	PerConnKiB  float64       `json:"per_conn_kib,omitempty"`
 	ConnectTime time.Duration `json:"connect_time"`
 	Connected   int           `json:"connected"`
-	Errors      []string      `json:"errors,omitempty"`
+	// Load1 is the machine's 1-minute load average as the run started.
+	Load1  float64  `json:"load1"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 // epoch is the generator's clock origin: payloads carry monotonic
@@ -97,6 +99,7 @@ type client struct {
 	recv    int64           // distinct deliveries
 	dups    int64
 	other   int64 // other inbox events (presence, ...)
+	refused int64 // error events: says refused after their PUBACK
 	bad     int64 // message events without a bench body
 	lastRcv time.Duration
 }
@@ -145,7 +148,11 @@ func (cl *client) onMessage(_ paho.Client, m paho.Message) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if !strings.HasSuffix(topic, "/message") {
-		cl.other++
+		if strings.HasSuffix(topic, "/error") {
+			cl.refused++ // a say of this client was refused (MQTT 3.1.1 PUBACKs it anyway)
+		} else {
+			cl.other++
+		}
 		return
 	}
 	sender, seq, sent, ok := parseBody(m.Payload())
@@ -437,6 +444,9 @@ func (r *Runner) runMessages(ctx context.Context, p Params) (*Result, error) {
 		res.Delivered += cl.recv
 		res.Dups += cl.dups
 		lastRcv = max(lastRcv, cl.lastRcv)
+		if cl.refused > 0 {
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: %d says refused (error events)", cl.user, cl.refused))
+		}
 		if cl.bad > 0 {
 			res.Errors = append(res.Errors, fmt.Sprintf("%s: %d message events without a bench body", cl.user, cl.bad))
 		}

@@ -217,6 +217,7 @@ func runOne(ctx context.Context, c *Config, kind string, p Params, logf func(str
 			return nil, err
 		}
 	}
+	load1 := loadAvg()
 	b, err := StartBroker(spec, c.WorkDir)
 	if err != nil {
 		return nil, err
@@ -230,6 +231,9 @@ func runOne(ctx context.Context, c *Config, kind string, p Params, logf func(str
 		r.OnIdle = prof.heap
 	}
 	res, err := r.Run(ctx, p)
+	if res != nil {
+		res.Load1 = load1
+	}
 	if prof != nil {
 		prof.finish()
 	}
@@ -244,4 +248,13 @@ func writeJSON(path string, rs []*Result) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "mqim-bench:", err)
 	}
+}
+
+// loadAvg returns the 1-minute load average (other work on the machine
+// skews every figure; the report shows it).
+func loadAvg() float64 {
+	data, _ := os.ReadFile("/proc/loadavg")
+	var l float64
+	fmt.Sscan(string(data), &l)
+	return l
 }

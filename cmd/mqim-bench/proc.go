@@ -97,8 +97,10 @@ func StartBroker(spec BrokerSpec, workDir string) (*Broker, error) {
 			maxConns = 10000
 		}
 		// Production settings: authentication, ACL, persistence, PUBACK
-		// after store; only the addresses, the credentials and the
-		// connection limit are the bench's.
+		// after store; only the addresses, the credentials, the
+		// connection limit and the per-user rate limit (a policy, default
+		// 100 says/s, below what each simulated user sends) are the
+		// bench's.
 		conf := fmt.Sprintf(`data_dir: %q
 app:
   id: %q
@@ -112,6 +114,7 @@ mqtt:
   tcp_addr: %q
   ws_addr: ""
   max_connections: %d
+  rate_limit: 0
 `, filepath.Join(dir, "data"), b.AppID, b.Key, chat.RandomHex(15), httpAddr, spec.SyncWrites, b.Addr, maxConns)
 		path := filepath.Join(dir, "mqim.yaml")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {

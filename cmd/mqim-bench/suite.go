@@ -184,6 +184,13 @@ func renderReport(c *Config, brokers []string, runs []*suiteRun, took time.Durat
 	}
 	p("\nEvery broker is started fresh for each run, as a child process; CPU is its utime+stime from /proc/<pid>/stat over the send phase and drain, peak RSS is VmHWM. Latency is end to end (publish call to the receiver's handler), from the same process clock. *Lost* counts deliveries owed for PUBACKed messages that never arrived; *dups* counts second copies. Runs per broker and scenario: %d (median by rate). Total time: %v.\n\n", max(c.Rounds, 1), took.Round(time.Second))
 
+	lo, hi := 1e9, 0.0
+	for _, r := range runs {
+		for _, x := range r.results {
+			lo, hi = min(lo, x.Load1), max(hi, x.Load1)
+		}
+	}
+	p("1-minute load average as each run started: %.2f to %.2f (the bench's own previous run included; anything well above that means other work on the machine skewed the figures).\n\n", lo, hi)
 	p("### Figures\n\n")
 	p("| scenario | broker | delivered msgs/s | p50 ms | p99 ms | p99.9 ms | lost | dups | broker CPU s | CPU µs/msg | peak RSS MiB |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
