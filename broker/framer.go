@@ -394,13 +394,18 @@ func (f *framer) reject(typ, code byte) error {
 	return &rejectError{typ: typ, code: code}
 }
 
-// send writes one packet of the framer's own, bounded in time: a client
-// that does not read must not hold the read goroutine.
+// send writes the framer's last packet before a close, bounded in time: a
+// client that does not read must not hold the read goroutine. The deadline
+// is not enough on its own (gorilla/websocket resets it on every write), so
+// a timer closes the connection, which also releases a mochi write that
+// holds the lock.
 func (f *framer) send(pkt []byte) {
 	_ = f.Conn.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
+	timer := time.AfterFunc(rejectWriteTimeout, func() { _ = f.Conn.Close() })
 	f.wmu.Lock()
 	_, _ = f.Conn.Write(pkt)
 	f.wmu.Unlock()
+	timer.Stop()
 }
 
 // connect checks a CONNECT and records the protocol version. body is the

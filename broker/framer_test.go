@@ -496,3 +496,38 @@ func TestConnGuard_RecoverBehindFramer(t *testing.T) {
 		t.Errorf("reported %v (want the framer), raw closed %v", reported, raw.closed)
 	}
 }
+
+// stuckConn is a client that sends but never reads: Write blocks until Close.
+type stuckConn struct {
+	scriptConn
+	done chan struct{}
+}
+
+func (c *stuckConn) Write(p []byte) (int, error) {
+	<-c.done
+	return 0, net.ErrClosed
+}
+
+func (c *stuckConn) Close() error {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	return nil
+}
+
+// Ensure the answer to an invalid packet cannot hold the read goroutine
+// when the client does not read.
+func TestFramer_RejectDoesNotBlock(t *testing.T) {
+	c := &stuckConn{scriptConn: scriptConn{chunks: [][]byte{connect5, pk(0xC1, ``)}}, done: make(chan struct{})}
+	f := newFramer(c, &testCfg)
+	start := time.Now()
+	_, err := io.Copy(io.Discard, f)
+	if !errors.Is(err, ErrInvalidPacket) {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d > rejectWriteTimeout+time.Second {
+		t.Errorf("reject took %v", d)
+	}
+}
