@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -175,7 +178,7 @@ func renderReport(c *Config, brokers []string, runs []*suiteRun, took time.Durat
 	if slices.Contains(brokers, KindMosquitto) {
 		p("| Mosquitto | %s |\n", mosquittoVersion(c.MosquittoBin))
 	}
-	p("| mochi (bare) | %s |\n", depVersion("github.com/mochi-mqtt/server/v2"))
+	p("| mochi (bare, and inside mqim) | %s |\n", binDepVersion(c.MochiBin, "github.com/mochi-mqtt/server/v2"))
 	p("| load generator | paho.mqtt.golang %s, MQTT 3.1.1, GOMAXPROCS %d |\n\n", depVersion("github.com/eclipse/paho.mqtt.golang"), runtime.GOMAXPROCS(0))
 
 	p("### Workloads\n\n")
@@ -290,8 +293,15 @@ func renderReport(c *Config, brokers []string, runs []*suiteRun, took time.Durat
 		m := r.results[KindMQIM]
 		goal("idle connection memory", fmt.Sprintf("≤ 8 KiB RSS per connection at %d", r.params.Conns), fmt.Sprintf("%.2f KiB (%d connected)", m.PerConnKiB, m.Connected), m.PerConnKiB <= 8 && m.Connected == r.params.Conns)
 	}
+	var micro []byte
 	if c.MicroFile != "" {
-		if data, err := os.ReadFile(c.MicroFile); err == nil {
+		micro, _ = os.ReadFile(c.MicroFile)
+	}
+	if m := regexp.MustCompile(`([0-9.]+) p99-ns-10k\s+[0-9.]+ p50-ns-1M\s+([0-9.]+) p99-ns-1M\s+([0-9.]+) p99-ratio`).FindSubmatch(micro); m != nil {
+		goal("history \"latest 20\" p99 at 1M vs 10k records", "≤ 1.5×", fmt.Sprintf("%s vs %s ns = %s× (BenchmarkHistoryP99)", m[2], m[1], m[3]), parseFloat(m[3]) <= 1.5)
+	}
+	if c.MicroFile != "" {
+		if data := micro; len(data) > 0 {
 			p("\n### Micro-benchmarks (`go test -bench`)\n\n```\n%s```\n", strings.TrimLeft(string(data), "\n"))
 		}
 	}
@@ -360,6 +370,16 @@ func memTotal() string {
 	return "?"
 }
 
+// binDepVersion returns the version of module path linked into bin.
+func binDepVersion(bin, path string) string {
+	for _, l := range strings.Split(cmdOut("go", "version", "-m", bin), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "dep" && f[1] == path {
+			return f[2]
+		}
+	}
+	return "?"
+}
+
 func depVersion(path string) string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
@@ -369,4 +389,12 @@ func depVersion(path string) string {
 		}
 	}
 	return "?"
+}
+
+func parseFloat(b []byte) float64 {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return math.Inf(1)
+	}
+	return f
 }
