@@ -105,9 +105,9 @@ func TestAuth_LoginEffects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := e.svc.Presence.Count(chat.User("neo")); n != 2 {
-		t.Errorf("sessions = %d, want 2", n)
-	}
+	// Sessions register in OnSessionEstablished, just after the CONNACK the
+	// client has already seen.
+	waitFor(t, "neo's two sessions", func() bool { return e.svc.Presence.Count(chat.User("neo")) == 2 })
 }
 
 // Ensure CONNECT with a will is refused (not authorized), and no will is
