@@ -213,19 +213,27 @@ func (s *Server) finishBody(c *fiber.Ctx) {
 	if rs == nil || c.Response().ConnectionClose() || c.Locals(localBodyRead) != nil {
 		return
 	}
-	if c.Request().Header.ContentLength() < 0 {
+	if c.Request().Header.ContentLength() < 0 && strings.HasPrefix(c.Path(), "/attachment") {
 		// A fasthttp chunked stream read again after its end waits for a
-		// next chunk that never comes; whether a handler (the upload one
-		// drains its own body) reached the end is unknown here. Closing
+		// next chunk that never comes, and the upload handler drains its
+		// own body: whether it reached the end is unknown here. Closing
 		// costs the client one reconnect.
 		c.Context().SetConnectionClose()
 		return
 	}
-	// CopyN ends with io.EOF only when the body ended within the limit.
-	if _, err := io.CopyN(io.Discard, rs, int64(s.opts.BodyLimit)+1); !errors.Is(err, io.EOF) {
+	// Read what is left, up to a bound: closing with unread bytes makes the
+	// kernel reset the connection, and a client still sending its body
+	// would see the reset instead of our answer. CopyN ends with io.EOF
+	// only when the body ended within the bound.
+	if _, err := io.CopyN(io.Discard, rs, int64(drainFactor*s.opts.BodyLimit)+1); !errors.Is(err, io.EOF) {
 		c.Context().SetConnectionClose()
 	}
 }
+
+// drainFactor × BodyLimit is how much of a body no handler read (or one
+// refused as too large) is discarded to keep the connection; past it the
+// connection is closed.
+const drainFactor = 4
 
 // logPanic records a recovered handler panic; the client gets 500/5002.
 func (s *Server) logPanic(c *fiber.Ctx, e any) {

@@ -86,6 +86,14 @@ func TestStartMQTT_Wiring(t *testing.T) {
 	auth, _ := json.Marshal(map[string]any{"app": app, "sign": chat.Sign(key, time.Now().UnixMilli()), "client": "bob", "install": "bob-iphone"})
 	bob, _ := connect("tcp://"+tcp.String(), "bob", string(auth))
 	bob.Disconnect(100)
+	// The server handles the DISCONNECT on its own goroutine: wait until bob
+	// is offline, or the next message would find him online and not push.
+	for deadline := time.Now().Add(5 * time.Second); m.Service.Presence.Online(chat.User("bob")); {
+		if time.Now().After(deadline) {
+			t.Fatal("bob still online after his DISCONNECT")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	alice, _ := connect("ws://"+ws.String()+"/mqtt", "alice", chat.Sign(key, time.Now().UnixMilli()))
 	defer alice.Disconnect(0)
