@@ -190,11 +190,14 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 // handler runs (413/5010); uploads to /attachment have their own limit.
 // Handlers read bodies with s.body, which also bounds chunked ones.
 func (s *Server) limitBody(c *fiber.Ctx) error {
-	if c.Request().Header.ContentLength() > s.opts.BodyLimit && !strings.HasPrefix(c.Path(), "/attachment") {
-		// The body will not be read: close after the answer rather than
-		// drain BodyLimit bytes first (finishBody), which would hold the
-		// answer until the client has sent them.
-		c.Context().SetConnectionClose()
+	if n := c.Request().Header.ContentLength(); n > s.opts.BodyLimit && !strings.HasPrefix(c.Path(), "/attachment") {
+		// The body will not be read. Up to drainBound, finishBody discards
+		// it so the connection stays usable and the client, still sending,
+		// sees the 413 rather than a reset; past it, answer and close at
+		// once rather than wait for megabytes that will be thrown away.
+		if n > s.drainBound() {
+			c.Context().SetConnectionClose()
+		}
 		return errBodyTooLarge(s.opts.BodyLimit)
 	}
 	return c.Next()
@@ -225,15 +228,15 @@ func (s *Server) finishBody(c *fiber.Ctx) {
 	// kernel reset the connection, and a client still sending its body
 	// would see the reset instead of our answer. CopyN ends with io.EOF
 	// only when the body ended within the bound.
-	if _, err := io.CopyN(io.Discard, rs, int64(drainFactor*s.opts.BodyLimit)+1); !errors.Is(err, io.EOF) {
+	if _, err := io.CopyN(io.Discard, rs, int64(s.drainBound())+1); !errors.Is(err, io.EOF) {
 		c.Context().SetConnectionClose()
 	}
 }
 
-// drainFactor × BodyLimit is how much of a body no handler read (or one
-// refused as too large) is discarded to keep the connection; past it the
-// connection is closed.
-const drainFactor = 4
+// drainBound is how much of a body no handler read (or one refused as too
+// large) is discarded to keep the connection: 4 × BodyLimit, at least
+// 4 MiB. Past it the connection is closed.
+func (s *Server) drainBound() int { return max(4*s.opts.BodyLimit, 4<<20) }
 
 // logPanic records a recovered handler panic; the client gets 500/5002.
 func (s *Server) logPanic(c *fiber.Ctx, e any) {
