@@ -123,16 +123,16 @@ func (s *Server) Start() error {
 	o := &s.opts
 	var ls []listeners.Listener
 	if o.TCPAddr != "" {
-		ls = append(ls, &netListener{id: ListenerTCP, addr: o.TCPAddr, guard: s.guard})
+		ls = append(ls, &netListener{endpoint: endpoint{id: ListenerTCP, addr: o.TCPAddr}, guard: s.guard})
 	}
 	if o.WSAddr != "" {
-		ls = append(ls, &wsListener{id: ListenerWS, addr: o.WSAddr, path: o.WSPath, origins: o.WSOrigins, guard: s.guard})
+		ls = append(ls, &wsListener{endpoint: endpoint{id: ListenerWS, addr: o.WSAddr}, path: o.WSPath, origins: o.WSOrigins, guard: s.guard})
 	}
 	if o.TLSConfig != nil && o.TLSAddr != "" {
-		ls = append(ls, &netListener{id: ListenerTLS, addr: o.TLSAddr, tlsConf: o.TLSConfig, guard: s.guard})
+		ls = append(ls, &netListener{endpoint: endpoint{id: ListenerTLS, addr: o.TLSAddr, tlsConf: o.TLSConfig}, guard: s.guard})
 	}
 	if o.TLSConfig != nil && o.WSSAddr != "" {
-		ls = append(ls, &wsListener{id: ListenerWSS, addr: o.WSSAddr, path: o.WSPath, origins: o.WSOrigins, tlsConf: o.TLSConfig, guard: s.guard})
+		ls = append(ls, &wsListener{endpoint: endpoint{id: ListenerWSS, addr: o.WSSAddr, tlsConf: o.TLSConfig}, path: o.WSPath, origins: o.WSOrigins, guard: s.guard})
 	}
 	for _, l := range ls {
 		if err := s.mqtt.AddListener(l); err != nil {

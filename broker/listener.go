@@ -114,28 +114,14 @@ func (s *connSet) closeAll() {
 // replaces mochi's listeners.TCP to add the connection cap, the CONNECT
 // deadline and panic isolation.
 type netListener struct {
-	id      string
-	addr    string
-	tlsConf *tls.Config
-	guard   *connGuard
+	endpoint
+	guard *connGuard
 
-	ln    net.Listener
 	conns connSet
 	end   atomic.Bool
 }
 
 var _ listeners.Listener = (*netListener)(nil)
-
-// ID implements listeners.Listener.
-func (l *netListener) ID() string { return l.id }
-
-// Address implements listeners.Listener: the bound address after Init.
-func (l *netListener) Address() string {
-	if l.ln != nil {
-		return l.ln.Addr().String()
-	}
-	return l.addr
-}
 
 // Protocol implements listeners.Listener.
 func (l *netListener) Protocol() string {
@@ -146,17 +132,7 @@ func (l *netListener) Protocol() string {
 }
 
 // Init binds the address, so that a port clash fails at start.
-func (l *netListener) Init(*slog.Logger) error {
-	ln, err := net.Listen("tcp", l.addr)
-	if err != nil {
-		return err
-	}
-	if l.tlsConf != nil {
-		ln = tls.NewListener(ln, l.tlsConf)
-	}
-	l.ln = ln
-	return nil
-}
+func (l *netListener) Init(*slog.Logger) error { return l.bind() }
 
 // Serve accepts until Close. Each connection runs in its own goroutine
 // under the guard.
@@ -205,4 +181,37 @@ func (l *netListener) Close(closeClients listeners.CloseFn) {
 	}
 	closeClients(l.id)
 	l.conns.closeAll()
+}
+
+// endpoint is what the TCP and WebSocket listeners share: an id, an address
+// bound at Init (so a port clash fails at start), and optional TLS.
+type endpoint struct {
+	id      string
+	addr    string
+	tlsConf *tls.Config
+	ln      net.Listener
+}
+
+// ID implements listeners.Listener.
+func (e *endpoint) ID() string { return e.id }
+
+// Address implements listeners.Listener: the bound address after Init.
+func (e *endpoint) Address() string {
+	if e.ln != nil {
+		return e.ln.Addr().String()
+	}
+	return e.addr
+}
+
+// bind listens on the address, with TLS when configured.
+func (e *endpoint) bind() error {
+	ln, err := net.Listen("tcp", e.addr)
+	if err != nil {
+		return err
+	}
+	if e.tlsConf != nil {
+		ln = tls.NewListener(ln, e.tlsConf)
+	}
+	e.ln = ln
+	return nil
 }

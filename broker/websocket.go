@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -20,14 +19,11 @@ import (
 // answers only "/"). Browsers (MQTT.js, Paho JS) connect to
 // ws://host:8083/mqtt with subprotocol "mqtt" and binary frames.
 type wsListener struct {
-	id      string
-	addr    string
+	endpoint
 	path    string
 	origins []string
-	tlsConf *tls.Config
 	guard   *connGuard
 
-	ln        net.Listener
 	srv       *http.Server
 	upgrader  websocket.Upgrader
 	establish listeners.EstablishFn
@@ -36,17 +32,6 @@ type wsListener struct {
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
-
-// ID implements listeners.Listener.
-func (l *wsListener) ID() string { return l.id }
-
-// Address implements listeners.Listener: the bound address after Init.
-func (l *wsListener) Address() string {
-	if l.ln != nil {
-		return l.ln.Addr().String()
-	}
-	return l.addr
-}
 
 // Protocol implements listeners.Listener.
 func (l *wsListener) Protocol() string {
@@ -58,14 +43,9 @@ func (l *wsListener) Protocol() string {
 
 // Init binds the address and prepares the HTTP server.
 func (l *wsListener) Init(*slog.Logger) error {
-	ln, err := net.Listen("tcp", l.addr)
-	if err != nil {
+	if err := l.bind(); err != nil {
 		return err
 	}
-	if l.tlsConf != nil {
-		ln = tls.NewListener(ln, l.tlsConf)
-	}
-	l.ln = ln
 	l.upgrader = websocket.Upgrader{
 		Subprotocols:     []string{"mqtt"},
 		HandshakeTimeout: l.guard.timeout,
