@@ -41,18 +41,13 @@ func (h *Presence) Provides(b byte) bool {
 // OnSessionEstablished implements mqtt.Hook: it runs after the CONNACK,
 // when the connection is a live session.
 func (h *Presence) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	id, ok := broker.ParseUsername(string(cl.Properties.Username))
-	if !ok {
-		return
-	}
-	mu := h.reg.identityLock(id)
-	mu.Lock()
-	defer mu.Unlock()
-	if _, notifyAll, ok := h.reg.setOnline(cl); ok {
-		ctx, cancel := context.WithTimeout(h.opts.BaseContext, h.opts.Timeout)
-		defer cancel()
-		h.opts.Service.SessionOpened(ctx, id, cl.ID, notifyAll)
-	}
+	h.locked(cl, func(id chat.Identity) {
+		if _, notifyAll, ok := h.reg.setOnline(cl); ok {
+			ctx, cancel := context.WithTimeout(h.opts.BaseContext, h.opts.Timeout)
+			defer cancel()
+			h.opts.Service.SessionOpened(ctx, id, cl.ID, notifyAll)
+		}
+	})
 }
 
 // OnDisconnect implements mqtt.Hook.
@@ -62,22 +57,27 @@ func (h *Presence) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.closed(cl)
 // connection that never reached OnSessionEstablished after taking over
 // (its CONNACK failed) is only settled here.
 func (h *Presence) OnClientExpired(cl *mqtt.Client) {
-	id, ok := broker.ParseUsername(string(cl.Properties.Username))
-	if !ok {
-		return
-	}
-	mu := h.reg.identityLock(id)
-	mu.Lock()
-	defer mu.Unlock()
-	if id, ok := h.reg.clearStale(cl.ID); ok {
-		h.sessionClosed(id, cl.ID)
-	}
+	h.locked(cl, func(chat.Identity) {
+		if id, ok := h.reg.clearStale(cl.ID); ok {
+			h.sessionClosed(id, cl.ID)
+		}
+	})
 }
 
 // Abort implements broker.Aborter.
 func (h *Presence) Abort(cl *mqtt.Client) { h.closed(cl) }
 
 func (h *Presence) closed(cl *mqtt.Client) {
+	h.locked(cl, func(chat.Identity) {
+		if id, ok := h.reg.clearOnline(cl); ok {
+			h.sessionClosed(id, cl.ID)
+		}
+	})
+}
+
+// locked runs fn under the presence lock of cl's identity, so that the
+// opening and closing of that identity's sessions are seen in order.
+func (h *Presence) locked(cl *mqtt.Client, fn func(chat.Identity)) {
 	id, ok := broker.ParseUsername(string(cl.Properties.Username))
 	if !ok {
 		return
@@ -85,9 +85,7 @@ func (h *Presence) closed(cl *mqtt.Client) {
 	mu := h.reg.identityLock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	if id, ok := h.reg.clearOnline(cl); ok {
-		h.sessionClosed(id, cl.ID)
-	}
+	fn(id)
 }
 
 func (h *Presence) sessionClosed(id chat.Identity, session string) {
