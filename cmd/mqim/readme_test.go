@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Ensure the README's quick start works as written against the real
+// binary: the block after <!-- quickstart --> runs with bash, with only the
+// data directory and the address replaced by the test's.
+func TestMain_READMEQuickStart(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "jq", "md5sum"} {
+		_, err := exec.LookPath(tool)
+		needTool(t, tool, "apt-get install curl jq", err != nil)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- quickstart -->\n```sh\n")
+	script, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no quick start block after <!-- quickstart -->")
+	}
+	work := t.TempDir()
+	p := startMQIM(t, filepath.Join(work, "data"))
+	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", p.HTTP)
+
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = work // the script reads data/credentials.json
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("quick start failed: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{
+		"201",
+		`"from":"alice","to":"bob","ns":"` + p.AppID + `"`,
+		`"friends":["bob"]`,
+		`[{"id":"alice","online":false`,
+		"", // the group id, checked below
+		`"owner":"alice","members":["bob"]`,
+		`"`,
+		"[]",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("quick start printed %d lines, want %d:\n%s", len(lines), len(want), out)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d = %q, want it to contain %q", i+1, lines[i], w)
+		}
+	}
+	if gid := lines[4]; len(gid) != 32 || !strings.Contains(lines[5], gid) {
+		t.Errorf("group id line %q, detail %q", gid, lines[5])
+	}
+}
