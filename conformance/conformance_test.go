@@ -165,6 +165,11 @@ func catalogueDir(t *testing.T) string {
 	}
 	d := filepath.Join("..", "..", "shared", "conformance", "mosquitto")
 	if _, err := os.Stat(d); err != nil {
+		// CI lays shared/ beside the checkout: there a missing catalogue
+		// is a broken setup, never a reason to pass by skipping.
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("catalogue not found at %s", d)
+		}
 		t.Skipf("catalogue not found at %s (set MQIM_CONFORMANCE_DATA)", d)
 	}
 	return d
