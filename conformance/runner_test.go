@@ -179,8 +179,9 @@ func TestRunner_FindsCrashes(t *testing.T) {
 	}
 }
 
+// Not parallel: once the fake broker is dead its port is free, and another
+// test's fake broker could be given it and answer the cases that follow.
 func TestRunner_UnownedBrokerStops(t *testing.T) {
-	t.Parallel()
 	b := newCrashyBroker(t, 0)
 	cases := catalogue(pingPong(t, "a"), killer(t, "k"), pingPong(t, "b"), pingPong(t, "c"))
 	// Address hides the process: the runner cannot see it die or restart it.
@@ -190,9 +191,11 @@ func TestRunner_UnownedBrokerStops(t *testing.T) {
 	for _, res := range rep.Results {
 		got = append(got, res.Outcome)
 	}
-	want := []Outcome{Pass, Crash, NotRun, NotRun}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("outcomes = %v, want %v", got, want)
+	// The case running when the broker is found dead may be blamed too;
+	// what matters is that nothing after the killer passes and the run
+	// ends with the rest not run.
+	if len(got) != 4 || got[0] != Pass || got[1] != Crash || got[3] != NotRun || (got[2] != Crash && got[2] != NotRun) {
+		t.Errorf("outcomes = %v, want [pass crash crash|not-run not-run]", got)
 	}
 }
 
