@@ -293,9 +293,11 @@ func (m *SayMessage) checkTarget(from Identity, t SayTarget) error {
 //     payload had an ack number, and offline push for friend and group
 //     messages.
 //
-// Membership is read from the store at send time, under the read lock of
-// the group, room or friendship, and held until the message is handed to
-// delivery: a membership change that has returned applies to the next say.
+// Membership is checked at send time, under the read lock of the group,
+// room or friendship, held until the message is handed to delivery: a
+// membership change that has returned applies to the next say. The check
+// reads the store only on a miss of the membership cache, which every
+// change empties under the write lock (see memberCache).
 //
 // A refused say is neither stored nor delivered; Say returns an *Error with
 // its MaxIM code and also sends the error event to session (protocol.md
@@ -412,10 +414,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 	switch t.Type {
 	case TypeFriend:
 		lock(string(FriendConv(from.ID, t.ID)))
-		err = s.Store.View(ctx, func(tx Tx) error { _, err := tx.Friendship(from.ID, t.ID); return err })
-		if IsNotFound(err) {
-			err = Errorf(CodeUnauthorized, "%s and %s are not friends", from.ID, t.ID)
-		}
+		err = s.areFriends(ctx, from.ID, t.ID)
 		r.conv = FriendConv(from.ID, t.ID)
 		r.from = Peer{ID: from.ID, Type: TypeFriend}
 		r.to = Peer{ID: t.ID, Type: TypeFriend}
@@ -425,7 +424,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 	case TypeGroup:
 		lock("g:" + t.ID)
 		var g *Group
-		err = s.Store.View(ctx, func(tx Tx) (err error) { g, err = tx.Group(t.ID); return err })
+		g, err = s.groupMembers(ctx, t.ID)
 		if err != nil {
 			err = notFound(err, "group", t.ID)
 			break
@@ -447,7 +446,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 	case TypeRoom:
 		lock("r:" + t.ID)
 		var room *Room
-		err = s.Store.View(ctx, func(tx Tx) (err error) { room, err = tx.Room(t.ID); return err })
+		room, err = s.roomMembers(ctx, t.ID)
 		if err != nil {
 			err = notFound(err, "room", t.ID)
 			break

@@ -54,6 +54,8 @@ type Service struct {
 	opts  Options
 	seed  maphash.Seed
 	locks [256]sync.RWMutex
+	// members caches the membership Say checks; see memberCache.
+	members memberCache
 }
 
 // NewService returns a Service over store with the defaults filled in. The
@@ -140,11 +142,14 @@ func (s *Service) lockKey(key string) *sync.RWMutex {
 }
 
 // updateLocked runs fn in a store transaction while holding the write lock
-// of the membership object key (see lockKey).
+// of the membership object key (see lockKey), then, still under the lock,
+// drops the cached membership of key (see memberCache), whatever the
+// outcome: every membership change goes through here.
 func (s *Service) updateLocked(ctx context.Context, key string, fn func(Tx) error) error {
 	mu := s.lockKey(key)
 	mu.Lock()
 	defer mu.Unlock()
+	defer s.members.drop(key)
 	return s.Store.Update(ctx, fn)
 }
 

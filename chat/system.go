@@ -108,8 +108,7 @@ func (s *Service) SystemSend(ctx context.Context, kind SystemTarget, target stri
 	case SystemToGroup:
 		mu := s.lockKey("g:" + target)
 		mu.RLock()
-		var g *Group
-		err := s.Store.View(ctx, func(tx Tx) (err error) { g, err = tx.Group(target); return err })
+		g, err := s.groupMembers(ctx, target)
 		if err == nil {
 			members := g.Everyone()
 			for _, m := range members {
@@ -124,8 +123,7 @@ func (s *Service) SystemSend(ctx context.Context, kind SystemTarget, target stri
 	case SystemToRoom:
 		mu := s.lockKey("r:" + target)
 		mu.RLock()
-		var r *Room
-		err := s.Store.View(ctx, func(tx Tx) (err error) { r, err = tx.Room(target); return err })
+		r, err := s.roomMembers(ctx, target)
 		if err == nil {
 			for _, m := range r.Members {
 				if s.Presence.Online(User(m)) {

@@ -1,0 +1,142 @@
+package chat
+
+import (
+	"context"
+	"sync"
+)
+
+// memberCacheCost bounds a memberCache: the sum over its entries of 1 + the
+// number of ids they hold (about 64 MiB of ids at worst). Past it a fill
+// evicts arbitrary entries (Go map iteration order), which is enough to
+// keep memory bounded: a miss only costs the store read the cache saves.
+const memberCacheCost = 1 << 20
+
+// memberCache keeps the membership facts Say checks on every message, keyed
+// exactly like the membership locks (see Service.lockKey):
+//
+//   - string(FriendConv(a, b)) → the two are friends (only the positive
+//     fact is kept: AddFriends writes without the conversation lock, so a
+//     cached "not friends" could outlive it);
+//   - "g:<gid>" → the owner and members of an existing group;
+//   - "r:<rid>" → the members of an existing room.
+//
+// The invariant that keeps it exact: an entry is filled only while the
+// filler holds the key's lock for reading (after reading the store under
+// it), and every writer that changes the fact deletes the entry while it
+// holds the key's lock for writing, after its store update returned
+// (Service.updateLocked). So a fill never races a change: it either
+// completes before the writer takes the lock (and is then deleted) or
+// starts after the change committed (and reads it). Facts that only appear
+// without the lock (a new friendship, a new group or room) are never cached
+// negatively, so they need no invalidation; attribute writes keep the
+// membership as it is and the cache holds no attributes. Cached values are
+// shared and never modified.
+type memberCache struct {
+	mu   sync.RWMutex
+	m    map[string]memberEntry
+	cost int // sum of the entries' cost
+}
+
+type memberEntry struct {
+	v    any // true (friends), *Group or *Room
+	cost int
+}
+
+func (c *memberCache) get(key string) (any, bool) {
+	c.mu.RLock()
+	e, ok := c.m[key]
+	c.mu.RUnlock()
+	return e.v, ok
+}
+
+// put stores v, holding cost ids, under key; the caller holds the key's
+// membership lock for reading or writing.
+func (c *memberCache) put(key string, v any, cost int) {
+	cost++
+	if cost > memberCacheCost {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]memberEntry)
+	}
+	if old, ok := c.m[key]; ok {
+		c.cost -= old.cost
+		delete(c.m, key)
+	}
+	for k, e := range c.m {
+		if c.cost+cost <= memberCacheCost {
+			break
+		}
+		c.cost -= e.cost
+		delete(c.m, k)
+	}
+	c.m[key] = memberEntry{v: v, cost: cost}
+	c.cost += cost
+}
+
+// drop deletes key; the caller holds the key's membership lock for writing
+// and has committed its change.
+func (c *memberCache) drop(key string) {
+	c.mu.Lock()
+	if e, ok := c.m[key]; ok {
+		c.cost -= e.cost
+		delete(c.m, key)
+	}
+	c.mu.Unlock()
+}
+
+// areFriends reports whether a and b are friends. The caller holds the read
+// lock of their friend conversation. A negative answer is an error with
+// CodeUnauthorized.
+func (s *Service) areFriends(ctx context.Context, a, b string) error {
+	key := string(FriendConv(a, b))
+	if _, ok := s.members.get(key); ok {
+		return nil
+	}
+	err := s.Store.View(ctx, func(tx Tx) error { _, err := tx.Friendship(a, b); return err })
+	if IsNotFound(err) {
+		return Errorf(CodeUnauthorized, "%s and %s are not friends", a, b)
+	}
+	if err == nil {
+		s.members.put(key, true, 0)
+	}
+	return err
+}
+
+// groupMembers returns the owner and members of group gid (a shared value:
+// read only). The caller holds the read lock of "g:<gid>". The error is
+// the store's (CodeNotFound for an unknown group).
+func (s *Service) groupMembers(ctx context.Context, gid string) (*Group, error) {
+	key := "g:" + gid
+	if v, ok := s.members.get(key); ok {
+		return v.(*Group), nil
+	}
+	var g *Group
+	err := s.Store.View(ctx, func(tx Tx) (err error) { g, err = tx.Group(gid); return err })
+	if err != nil {
+		return nil, err
+	}
+	g = &Group{ID: g.ID, Owner: g.Owner, Members: g.Members}
+	s.members.put(key, g, len(g.Members)+1)
+	return g, nil
+}
+
+// roomMembers returns the members of room rid (a shared value: read only).
+// The caller holds the read lock of "r:<rid>". The error is the store's
+// (CodeNotFound for an unknown room).
+func (s *Service) roomMembers(ctx context.Context, rid string) (*Room, error) {
+	key := "r:" + rid
+	if v, ok := s.members.get(key); ok {
+		return v.(*Room), nil
+	}
+	var r *Room
+	err := s.Store.View(ctx, func(tx Tx) (err error) { r, err = tx.Room(rid); return err })
+	if err != nil {
+		return nil, err
+	}
+	r = &Room{ID: r.ID, Members: r.Members}
+	s.members.put(key, r, len(r.Members))
+	return r, nil
+}
