@@ -2,14 +2,21 @@ package chat
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 )
 
 // memberCacheCost bounds a memberCache: the sum over its entries of 1 + the
-// number of ids they hold (about 64 MiB of ids at worst). Past it a fill
-// evicts arbitrary entries (Go map iteration order), which is enough to
-// keep memory bounded: a miss only costs the store read the cache saves.
-const memberCacheCost = 1 << 20
+// number of ids they hold, about 30 MiB at worst. It is split evenly among
+// the shards; past its share a fill evicts arbitrary entries of the shard
+// (Go map iteration order), which is enough to keep memory bounded: a miss
+// only costs the store read the cache saves. An object holding more ids
+// than a shard's share (a room past 4095 members) is not cached.
+const (
+	memberCacheCost   = 1 << 18
+	memberCacheShards = 64
+	memberShardCost   = memberCacheCost / memberCacheShards
+)
 
 // memberCache keeps the membership facts Say checks on every message, keyed
 // exactly like the membership locks (see Service.lockKey):
@@ -29,9 +36,16 @@ const memberCacheCost = 1 << 20
 // starts after the change committed (and reads it). Facts that only appear
 // without the lock (a new friendship, a new group or room) are never cached
 // negatively, so they need no invalidation; attribute writes keep the
-// membership as it is and the cache holds no attributes. Cached values are
-// shared and never modified.
+// membership as it is (their transaction would conflict with a concurrent
+// change) and the cache holds no attributes. Cached values are shared and
+// never modified. Anything writing memberships to the store behind the
+// Service's back would have to drop the entry the same way.
 type memberCache struct {
+	seed   maphash.Seed
+	shards [memberCacheShards]memberShard
+}
+
+type memberShard struct {
 	mu   sync.RWMutex
 	m    map[string]memberEntry
 	cost int // sum of the entries' cost
@@ -42,49 +56,56 @@ type memberEntry struct {
 	cost int
 }
 
+func (c *memberCache) shard(key string) *memberShard {
+	return &c.shards[maphash.String(c.seed, key)%memberCacheShards]
+}
+
 func (c *memberCache) get(key string) (any, bool) {
-	c.mu.RLock()
-	e, ok := c.m[key]
-	c.mu.RUnlock()
+	sh := c.shard(key)
+	sh.mu.RLock()
+	e, ok := sh.m[key]
+	sh.mu.RUnlock()
 	return e.v, ok
 }
 
-// put stores v, holding cost ids, under key; the caller holds the key's
+// put stores v, holding ids ids, under key; the caller holds the key's
 // membership lock for reading or writing.
-func (c *memberCache) put(key string, v any, cost int) {
-	cost++
-	if cost > memberCacheCost {
+func (c *memberCache) put(key string, v any, ids int) {
+	cost := ids + 1
+	if cost > memberShardCost {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[string]memberEntry)
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m == nil {
+		sh.m = make(map[string]memberEntry)
 	}
-	if old, ok := c.m[key]; ok {
-		c.cost -= old.cost
-		delete(c.m, key)
+	if old, ok := sh.m[key]; ok {
+		sh.cost -= old.cost
+		delete(sh.m, key)
 	}
-	for k, e := range c.m {
-		if c.cost+cost <= memberCacheCost {
+	for k, e := range sh.m {
+		if sh.cost+cost <= memberShardCost {
 			break
 		}
-		c.cost -= e.cost
-		delete(c.m, k)
+		sh.cost -= e.cost
+		delete(sh.m, k)
 	}
-	c.m[key] = memberEntry{v: v, cost: cost}
-	c.cost += cost
+	sh.m[key] = memberEntry{v: v, cost: cost}
+	sh.cost += cost
 }
 
 // drop deletes key; the caller holds the key's membership lock for writing
 // and has committed its change.
 func (c *memberCache) drop(key string) {
-	c.mu.Lock()
-	if e, ok := c.m[key]; ok {
-		c.cost -= e.cost
-		delete(c.m, key)
+	sh := c.shard(key)
+	sh.mu.Lock()
+	if e, ok := sh.m[key]; ok {
+		sh.cost -= e.cost
+		delete(sh.m, key)
 	}
-	c.mu.Unlock()
+	sh.mu.Unlock()
 }
 
 // areFriends reports whether a and b are friends. The caller holds the read

@@ -90,6 +90,7 @@ func NewService(store Store, opts Options) *Service {
 		Log:       slog.New(slog.DiscardHandler),
 		opts:      opts,
 		seed:      maphash.MakeSeed(),
+		members:   memberCache{seed: maphash.MakeSeed()},
 	}
 }
 
