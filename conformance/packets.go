@@ -207,30 +207,15 @@ func publishTopic(body []byte) (string, bool) {
 }
 
 // subscribeFilters returns the topic filters of a SUBSCRIBE body.
-func subscribeFilters(body []byte, ver int) []string {
-	r := reader{b: body}
-	if _, ok := r.uint16(); !ok {
-		return nil
-	}
-	if ver == 5 && !r.props() {
-		return nil
-	}
-	var out []string
-	for len(r.b) > 0 {
-		f, ok := r.str()
-		if !ok {
-			return out
-		}
-		out = append(out, f)
-		if _, ok := r.byte(); !ok {
-			return out
-		}
-	}
-	return out
-}
+func subscribeFilters(body []byte, ver int) []string { return filters(body, ver, true) }
 
 // unsubscribeFilters returns the topic filters of an UNSUBSCRIBE body.
-func unsubscribeFilters(body []byte, ver int) []string {
+func unsubscribeFilters(body []byte, ver int) []string { return filters(body, ver, false) }
+
+// filters reads the packet id, the MQTT 5 properties and then the topic
+// filters of a SUBSCRIBE (each followed by an options byte) or UNSUBSCRIBE
+// body, stopping at the first malformed one.
+func filters(body []byte, ver int, withOptions bool) []string {
 	r := reader{b: body}
 	if _, ok := r.uint16(); !ok {
 		return nil
@@ -245,6 +230,11 @@ func unsubscribeFilters(body []byte, ver int) []string {
 			return out
 		}
 		out = append(out, f)
+		if withOptions {
+			if _, ok := r.byte(); !ok {
+				return out
+			}
+		}
 	}
 	return out
 }

@@ -41,6 +41,12 @@ type env struct {
 // newEnv starts the server; edit adjusts the hook options.
 func newEnv(t *testing.T, edit func(*hooks.Options)) *env {
 	t.Helper()
+	return newEnvBroker(t, nil, edit)
+}
+
+// newEnvBroker is newEnv with the broker options adjusted too.
+func newEnvBroker(t *testing.T, editBroker func(*broker.Options), edit func(*hooks.Options)) *env {
+	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
 	if err != nil {
@@ -48,7 +54,11 @@ func newEnv(t *testing.T, edit func(*hooks.Options)) *env {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	svc := chat.NewService(db, chat.Options{AppID: testApp, MaxBodyLen: 1024})
-	srv := broker.New(broker.Options{TCPAddr: "127.0.0.1:0", Logger: log})
+	bo := broker.Options{TCPAddr: "127.0.0.1:0", Logger: log}
+	if editBroker != nil {
+		editBroker(&bo)
+	}
+	srv := broker.New(bo)
 	svc.Publisher = srv
 	opts := hooks.Options{
 		Service: svc,

@@ -15,48 +15,11 @@ import (
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
-	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
-	"github.com/mqim/mqim/storage"
 )
-
-// newEnvBroker is newEnv with the broker options adjusted too.
-func newEnvBroker(t *testing.T, editBroker func(*broker.Options), edit func(*hooks.Options)) *env {
-	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatalf("storage.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	svc := chat.NewService(db, chat.Options{AppID: testApp, MaxBodyLen: 1024})
-	bo := broker.Options{TCPAddr: "127.0.0.1:0", Logger: log}
-	if editBroker != nil {
-		editBroker(&bo)
-	}
-	srv := broker.New(bo)
-	svc.Publisher = srv
-	opts := hooks.Options{
-		Service: svc,
-		Auth: &chat.Authenticator{AppID: testApp, Tolerance: 15 * time.Minute,
-			Keys: []chat.Key{{Value: testKey, Role: chat.RoleClient}}},
-		Log: log,
-	}
-	if edit != nil {
-		edit(&opts)
-	}
-	if err := hooks.Register(srv, opts); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return &env{svc: svc, srv: srv, addr: srv.TCPAddr().String()}
-}
 
 // nextEvent returns c's next message that is not a presence event.
 func nextEvent(t *testing.T, c client) msg {
