@@ -49,6 +49,16 @@ type SayResult struct {
 // message carries the ack number if one could be read, so that the error
 // event can name it.
 func ParseSay(payload []byte, maxBodyLen int) (SayMessage, error) {
+	if m, ok := parseSayFast(payload, maxBodyLen); ok {
+		return m, nil
+	}
+	return parseSaySlow(payload, maxBodyLen)
+}
+
+// parseSaySlow is ParseSay on encoding/json, for every payload outside the
+// subset of parseSayFast and for every error. It is the reference the fast
+// path is tested against: change both together.
+func parseSaySlow(payload []byte, maxBodyLen int) (SayMessage, error) {
 	var m SayMessage
 	var raw struct {
 		To      json.RawMessage `json:"to"`
@@ -378,7 +388,7 @@ func (s *Service) say(ctx context.Context, from Identity, session string, t SayT
 		return nil, err
 	}
 	if msg.Ack != nil {
-		b, _ := json.Marshal(AckEvent{Ack: *msg.Ack, TS: rec.TS})
+		b := appendAckEvent(make([]byte, 0, 48), &AckEvent{Ack: *msg.Ack, TS: rec.TS})
 		s.Publisher.PublishSession(session, from, EventAck, b)
 	}
 	if r.pushable && msg.Push.Enabled() {
@@ -568,17 +578,22 @@ func (s *Service) touchStrangers(ctx context.Context, a, b string, ts int64) err
 // deliverSay hands the message to the recipients and the yourself echo to
 // the sender's other sessions.
 func (s *Service) deliverSay(from Identity, session string, r *sayRoute, rec *Record) {
-	b, _ := json.Marshal(MessageEvent{
+	// Both events in one allocation: the estimate covers them unless the
+	// strings need escaping. Each payload is capped so that an append by
+	// a consumer cannot overwrite the other.
+	n := 2*(len(rec.Content.Body)+len(rec.Remark)+len(rec.ID)+len(r.to.ID)+len(r.to.GID)+140) + len(r.from.ID) + len(r.from.GID)
+	buf := appendMessageEvent(make([]byte, 0, n), &MessageEvent{
 		From: r.from, To: r.to, Content: rec.Content, TS: rec.TS, Remark: rec.Remark, ID: rec.ID, Seq: rec.Seq,
 	})
+	b := buf[:len(buf):len(buf)]
 	for _, to := range r.recipients {
 		s.Publisher.Publish(to, EventMessage, b, "")
 	}
 	if r.self != nil {
-		y, _ := json.Marshal(YourselfEvent{
+		y := appendYourselfEvent(buf[len(buf):], &YourselfEvent{
 			To: *r.self, Content: rec.Content, TS: rec.TS, Remark: rec.Remark, ID: rec.ID, Seq: rec.Seq,
 		})
-		s.Publisher.Publish(from, EventYourself, y, session)
+		s.Publisher.Publish(from, EventYourself, y[:len(y):len(y)], session)
 	}
 }
 
@@ -588,7 +603,7 @@ func (s *Service) pushMessage(ctx context.Context, r *sayRoute, rec *Record, p *
 	if len(r.offline) == 0 {
 		return
 	}
-	b, _ := json.Marshal(MessageEvent{
+	b := appendMessageEvent(nil, &MessageEvent{
 		From: r.from, To: r.to, Content: rec.Content, TS: rec.TS, Remark: rec.Remark, ID: rec.ID, Seq: rec.Seq,
 	})
 	for _, u := range r.offline {
