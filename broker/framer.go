@@ -113,7 +113,15 @@ type framer struct {
 	net.Conn
 	cfg *framerConfig
 
-	wmu sync.Mutex
+	// The write side (coalesce.go). wmu serialises writes; acks holds
+	// acknowledgements deferred while the read goroutine works through the
+	// packets it has read.
+	wmu      sync.Mutex
+	acks     []byte
+	ackTimer *time.Timer
+	armed    bool // ackTimer is set to flush acks
+	waiting  bool // the read goroutine is (about to be) blocked on the connection
+	closed   bool
 
 	buf    []byte // raw bytes read from the connection
 	r, w   int    // buf[r:w] is read but not yet handed on
@@ -127,13 +135,6 @@ type framer struct {
 
 func newFramer(c net.Conn, cfg *framerConfig) *framer {
 	return &framer{Conn: c, cfg: cfg}
-}
-
-// Write implements net.Conn.
-func (f *framer) Write(p []byte) (int, error) {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	return f.Conn.Write(p)
 }
 
 // Read implements net.Conn: it returns bytes of validated packets only.
@@ -169,7 +170,7 @@ func (f *framer) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	// The rest of a PUBLISH payload: straight from the connection.
-	n, err := f.Conn.Read(p[:n])
+	n, err := f.readConn(p[:n])
 	f.remain -= n
 	if err != nil && f.remain > 0 {
 		f.err = err
@@ -204,7 +205,7 @@ func (f *framer) fill(n int) error {
 			}
 			continue
 		}
-		m, err := f.Conn.Read(f.buf[f.w:])
+		m, err := f.readConn(f.buf[f.w:])
 		f.w += m
 		if err != nil {
 			if f.w-f.r >= n {
@@ -390,7 +391,7 @@ func (f *framer) reject(typ, code byte) error {
 	if code != rcSilent && f.version == 5 && (f.clientMax == 0 || f.clientMax >= 3) {
 		f.send([]byte{pkDisconnect << 4, 1, code})
 	}
-	_ = f.Conn.Close()
+	_ = f.Close()
 	return &rejectError{typ: typ, code: code}
 }
 
@@ -403,7 +404,7 @@ func (f *framer) send(pkt []byte) {
 	_ = f.Conn.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
 	timer := time.AfterFunc(rejectWriteTimeout, func() { _ = f.Conn.Close() })
 	f.wmu.Lock()
-	_, _ = f.Conn.Write(pkt)
+	_, _ = f.writeLocked(pkt)
 	f.wmu.Unlock()
 	timer.Stop()
 }
