@@ -9,6 +9,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
@@ -76,6 +77,9 @@ func New(opts Options) *Server {
 		timeout: opts.ConnectTimeout,
 		log:     opts.Logger,
 		onPanic: s.abort,
+		// Not mochi's own CloseFn (Server.closeListenerClients): it can
+		// deadlock, see closeListenerClients below.
+		closeClients: s.closeListenerClients,
 		framer: framerConfig{
 			maxPacket:     s.mqtt.Options.Capabilities.MaximumPacketSize,
 			topicAliasMax: s.mqtt.Options.Capabilities.TopicAliasMaximum,
@@ -149,6 +153,19 @@ func (s *Server) Start() error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { _ = s.mqtt.Close() })
 	return nil
+}
+
+// closeListenerClients disconnects the clients of listener id at shutdown.
+// mochi's own version (v2.7.9) takes the client map's read lock twice
+// (Clients.GetByListener calls Len under RLock): when a connection that is
+// ending asks for the write lock in between, all three wait for ever and
+// Close never returns. GetAll takes the read lock once.
+func (s *Server) closeListenerClients(id string) {
+	for _, cl := range s.mqtt.Clients.GetAll() {
+		if cl.Net.Listener == id && !cl.Closed() {
+			_ = s.mqtt.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // Addr returns the bound address of listener id (ListenerTCP, ...), or nil

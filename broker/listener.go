@@ -29,6 +29,9 @@ type connGuard struct {
 	// framer configures the validating framer around every connection
 	// (framer.go).
 	framer framerConfig
+	// closeClients disconnects the clients of a listener when it closes;
+	// the listeners use it instead of the function mochi passes them.
+	closeClients func(listener string)
 }
 
 // admit counts a new socket, or reports false when the cap is reached.
@@ -172,14 +175,14 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 
 // Close stops accepting, disconnects the listener's clients (mochi sends
 // them DISCONNECT) and closes the sockets that had not sent CONNECT yet.
-func (l *netListener) Close(closeClients listeners.CloseFn) {
+func (l *netListener) Close(_ listeners.CloseFn) {
 	if !l.end.CompareAndSwap(false, true) {
 		return
 	}
 	if l.ln != nil {
 		_ = l.ln.Close()
 	}
-	closeClients(l.id)
+	l.guard.closeClients(l.id)
 	l.conns.closeAll()
 }
 

@@ -103,7 +103,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 
 // Close stops the HTTP server, disconnects the listener's clients and
 // closes the upgraded connections that had not sent CONNECT yet.
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
+func (l *wsListener) Close(_ listeners.CloseFn) {
 	if !l.end.CompareAndSwap(false, true) {
 		return
 	}
@@ -114,7 +114,7 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 		_ = l.srv.Shutdown(ctx)
 		cancel()
 	}
-	closeClients(l.id)
+	l.guard.closeClients(l.id)
 	l.conns.closeAll()
 }
 
