@@ -50,6 +50,7 @@ type Server struct {
 	// id, connected or persisted) other than the given one; see SetSessions.
 	hasOther  func(id chat.Identity, except string) bool
 	closeOnce sync.Once
+	stopTrim  chan struct{}
 }
 
 type listenerEntry struct {
@@ -145,13 +146,23 @@ func (s *Server) Start() error {
 		s.listeners = append(s.listeners, listenerEntry{id: l.ID(), l: l})
 		s.log.Info().Str("listener", l.ID()).Str("protocol", l.Protocol()).Str("addr", l.Address()).Msg("mqtt listening")
 	}
-	return s.mqtt.Serve()
+	if err := s.mqtt.Serve(); err != nil {
+		return err
+	}
+	s.stopTrim = make(chan struct{})
+	go s.trimLoop(s.stopTrim)
+	return nil
 }
 
 // Close disconnects every client, stops the listeners and the hooks. mochi
 // waits for every connection goroutine, OnDisconnect included, to finish.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { _ = s.mqtt.Close() })
+	s.closeOnce.Do(func() {
+		if s.stopTrim != nil {
+			close(s.stopTrim)
+		}
+		_ = s.mqtt.Close()
+	})
 	return nil
 }
 

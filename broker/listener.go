@@ -19,10 +19,11 @@ import (
 // the CONNECT deadline and the panic isolation around mochi's per-connection
 // code.
 type connGuard struct {
-	open    atomic.Int64 // open sockets, all listeners together
-	max     int64
-	timeout time.Duration
-	log     zerolog.Logger
+	open     atomic.Int64 // open sockets, all listeners together
+	accepted atomic.Int64 // sockets admitted since start (trim.go)
+	max      int64
+	timeout  time.Duration
+	log      zerolog.Logger
 	// onPanic is called after a connection's goroutine panicked and was
 	// recovered, with the connection (already closed).
 	onPanic func(c net.Conn)
@@ -40,6 +41,7 @@ func (g *connGuard) admit() bool {
 		g.open.Add(-1)
 		return false
 	}
+	g.accepted.Add(1)
 	return true
 }
 
