@@ -26,8 +26,13 @@ const (
 	// seconds. Clients may not subscribe to $SYS, so the values only serve
 	// server.Info; mochi's 1 s default spends a ReadMemStats per second.
 	sysTopicInterval = 60
-	// readBufferSize and writeBufferSize are mochi's per-client buffers.
-	readBufferSize  = 2048
+	// readBufferSize is mochi's per-client read buffer, held for the life
+	// of the connection. It reads from the framer, which already buffers
+	// the socket (framerBufSize) and hands on whole packets, so a small one
+	// only costs a few more function calls per packet; 2 KiB would double
+	// what an idle connection holds for reading. writeBufferSize is only
+	// the size up to which mochi batches queued writes (allocated on use).
+	readBufferSize  = 256
 	writeBufferSize = 2048
 )
 
