@@ -64,11 +64,14 @@ type Result struct {
 	Max       time.Duration `json:"max"`
 	CPU       time.Duration `json:"cpu"`
 	// CPUPerMsg is broker CPU per delivered message (per connection for conns).
-	CPUPerMsg   time.Duration `json:"cpu_per_msg"`
-	PeakRSS     int64         `json:"peak_rss"`
-	RSSBefore   int64         `json:"rss_before,omitempty"`
-	RSSAfter    int64         `json:"rss_after,omitempty"`
-	PerConnKiB  float64       `json:"per_conn_kib,omitempty"`
+	CPUPerMsg  time.Duration `json:"cpu_per_msg"`
+	PeakRSS    int64         `json:"peak_rss"`
+	RSSBefore  int64         `json:"rss_before,omitempty"`
+	RSSAfter   int64         `json:"rss_after,omitempty"`
+	PerConnKiB float64       `json:"per_conn_kib,omitempty"`
+	// RSSSettled and SettledKiB: after settleTime more of idling.
+	RSSSettled  int64         `json:"rss_settled,omitempty"`
+	SettledKiB  float64       `json:"settled_kib,omitempty"`
 	ConnectTime time.Duration `json:"connect_time"`
 	Connected   int           `json:"connected"`
 	// Load1 is the machine's 1-minute load average as the run started.
@@ -529,6 +532,10 @@ func send(cl *client, inFlight int, rate float64, stop time.Time) {
 	<-done
 }
 
+// settleTime is how long the conns scenario idles before its second
+// memory sample.
+const settleTime = 5 * time.Second
+
 // runConns holds p.Conns idle logged-in clients (each subscribed to its
 // inbox) and measures the broker's memory per connection.
 func (r *Runner) runConns(_ context.Context, p Params) (*Result, error) {
@@ -552,6 +559,10 @@ func (r *Runner) runConns(_ context.Context, p Params) (*Result, error) {
 		rss, _, _ := Memory(pid)
 		res.RSSAfter = max(res.RSSAfter, rss)
 	}
+	// Then what the connections still hold once the broker has idled a
+	// while (a Go broker gives stack and heap back only after collections).
+	time.Sleep(settleTime)
+	res.RSSSettled, _, _ = Memory(pid)
 	cpu1, _ := CPUTime(pid)
 	_, res.PeakRSS, _ = Memory(pid)
 	if r.OnIdle != nil {
@@ -560,6 +571,7 @@ func (r *Runner) runConns(_ context.Context, p Params) (*Result, error) {
 	res.CPU = cpu1 - cpu0
 	if n > 0 {
 		res.PerConnKiB = float64(res.RSSAfter-res.RSSBefore) / 1024 / float64(n)
+		res.SettledKiB = float64(res.RSSSettled-res.RSSBefore) / 1024 / float64(n)
 		res.CPUPerMsg = res.CPU / time.Duration(n)
 	}
 	res.Delivered = int64(n)
