@@ -148,6 +148,11 @@ func (h *noLocalHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pa
 		if !mqtt.IsSharedFilter(f.Filter) {
 			f.NoLocal = true
 		}
+		// No retained message ever exists (see capabilities), so mochi's
+		// scan for them at subscribe time can only find nothing; for a
+		// wildcard filter its recursion, 4 KiB a level, is what grew a new
+		// session's stack from 32 to 64 KiB (trim.go).
+		f.RetainHandling = 2
 		filters[i] = f
 	}
 	pk.Filters = filters
