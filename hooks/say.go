@@ -1,7 +1,7 @@
 package hooks
 
 import (
-	"context"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -34,6 +34,8 @@ type Say struct {
 	// limiter is the per-identity rate limit of says (Options.RateLimit);
 	// nil allows everything.
 	limiter *chat.RateLimiter
+	// deadline bounds the store work of each say (Options.Timeout).
+	deadline sharedDeadline
 }
 
 // ID implements mqtt.Hook.
@@ -78,9 +80,7 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 		code = packets.ErrNotAuthorized
 		svc.RefuseSay(from, cl.ID, pk.Payload, err)
 	default:
-		ctx, cancel := context.WithTimeout(h.opts.BaseContext, h.opts.Timeout)
-		_, err = svc.Say(ctx, from, cl.ID, target, pk.Payload)
-		cancel()
+		_, err = svc.Say(h.deadline.context(time.Now()), from, cl.ID, target, pk.Payload)
 		code = ReasonCode(err)
 	}
 	if err == nil {
