@@ -85,7 +85,6 @@ type DB struct {
 	// Record appends: see records.go.
 	queue     chan *appendReq
 	committed chan struct{} // closed when the committer has drained the queue
-	inflight  chan struct{} // a slot per commit handed to Badger and not yet answered
 	convMu    sync.Mutex
 	convs     map[chat.Conv]*convState
 
@@ -145,7 +144,6 @@ func Open(opts Options) (db *DB, err error) {
 		log:       opts.Logger,
 		queue:     make(chan *appendReq, queueLen),
 		committed: make(chan struct{}),
-		inflight:  make(chan struct{}, maxCommitsInFlight),
 		convs:     make(map[chat.Conv]*convState),
 		gcStop:    make(chan struct{}),
 		gcDone:    make(chan struct{}),

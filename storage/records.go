@@ -263,15 +263,8 @@ const maxTS = int64(^uint64(0) >> 1)
 
 // commitLoop is the committer goroutine. It runs until Close closes the
 // queue, and commits whatever is queued then before it exits.
-//
-// Commits are pipelined: a batch is handed to Badger (whose writer takes
-// them in order, so later batches win) and the loop goes on collecting the
-// next one while Badger writes it, up to maxCommitsInFlight batches. A
-// message that arrives during a commit then waits for its own batch only,
-// not for the end of the one in progress first.
 func (db *DB) commitLoop() {
 	defer close(db.committed)
-	defer db.drainCommits() // every callback has run before Close returns
 	batch := make([]*appendReq, 0, maxBatch)
 	for r := range db.queue {
 		batch = append(batch[:0], r)
@@ -288,70 +281,43 @@ func (db *DB) commitLoop() {
 			}
 		}
 		db.commitBatch(batch)
-		clear(batch) // drop references to the requests, now owned by their commits
-	}
-}
-
-// maxCommitsInFlight bounds the batches handed to Badger and not yet
-// answered.
-const maxCommitsInFlight = 4
-
-// drainCommits waits until every commit in flight has answered its requests.
-func (db *DB) drainCommits() {
-	for range maxCommitsInFlight {
-		db.inflight <- struct{}{}
-	}
-	for range maxCommitsInFlight {
-		<-db.inflight
+		clear(batch) // drop references to the answered requests
 	}
 }
 
 // commitBatch writes batch in as few transactions as Badger's size limit
-// allows (usually one); each answers its requests when Badger has written
-// it. Barriers are answered once everything before them is written.
+// allows (usually one) and answers every request.
 func (db *DB) commitBatch(batch []*appendReq) {
 	txn := db.bdb.NewTransaction(true)
-	var reqs []*appendReq // the write requests in txn
-	barrier := false
-	commit := func() {
-		db.inflight <- struct{}{}
-		txn.CommitWith(func(err error) {
-			if err != nil {
-				err = fmt.Errorf("storage: commit records: %w", err)
-			}
-			for _, r := range reqs {
+	first := 0 // first request in txn
+	commit := func(end int) {
+		if err := txn.Commit(); err != nil {
+			err = fmt.Errorf("storage: commit records: %w", err)
+			for _, r := range batch[first:end] {
 				if r.err == nil {
 					r.err = err
 				}
-				close(r.done)
 			}
-			<-db.inflight
-		})
+		}
+		first = end
 	}
-	for _, r := range batch {
+	for i, r := range batch {
 		if r.key == nil {
-			barrier = true
-			continue
+			continue // barrier
 		}
 		err := addAppend(txn, r)
-		if errors.Is(err, badger.ErrTxnTooBig) && len(reqs) > 0 {
-			commit()
-			txn, reqs = db.bdb.NewTransaction(true), nil
+		if errors.Is(err, badger.ErrTxnTooBig) && i > first {
+			commit(i)
+			txn = db.bdb.NewTransaction(true)
 			err = addAppend(txn, r)
 		}
 		if err != nil {
 			r.err = fmt.Errorf("storage: append record: %w", err)
 		}
-		reqs = append(reqs, r)
 	}
-	commit()
-	if barrier {
-		db.drainCommits()
-		for _, r := range batch {
-			if r.key == nil {
-				close(r.done)
-			}
-		}
+	commit(len(batch))
+	for _, r := range batch {
+		close(r.done)
 	}
 }
 
