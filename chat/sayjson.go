@@ -25,18 +25,8 @@ import (
 func parseSayFast(payload []byte, maxBodyLen int) (m SayMessage, ok bool) {
 	s := sayScanner{b: payload}
 	s.ws()
-	if !s.open() {
-		return m, false
-	}
 	var seen uint8
-	for first := true; ; first = false {
-		name, done, ok := s.member(first)
-		if !ok {
-			return m, false
-		}
-		if done {
-			break
-		}
+	ok = s.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "content":
 			ok = once(&seen, 1) && s.content(&m.Content, maxBodyLen)
@@ -60,29 +50,17 @@ func parseSayFast(payload []byte, maxBodyLen int) (m SayMessage, ok bool) {
 		default:
 			ok = s.unknown(name, "content", "ack", "remark", "to", "push")
 		}
-		if !ok {
-			return m, false
-		}
-	}
+		return ok
+	})
 	s.ws()
-	return m, seen&1 != 0 && s.i == len(s.b)
+	return m, ok && seen&1 != 0 && s.i == len(s.b)
 }
 
 // content reads the content object: media an integer, body a string that
 // is not empty and at most maxBodyLen bytes.
 func (s *sayScanner) content(c *Content, maxBodyLen int) bool {
-	if !s.open() {
-		return false
-	}
 	var seen uint8
-	for first := true; ; first = false {
-		name, done, ok := s.member(first)
-		if !ok {
-			return false
-		}
-		if done {
-			break
-		}
+	ok := s.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "media":
 			ok = once(&seen, 1)
@@ -100,27 +78,15 @@ func (s *sayScanner) content(c *Content, maxBodyLen int) bool {
 		default:
 			ok = s.unknown(name, "media", "body")
 		}
-		if !ok {
-			return false
-		}
-	}
-	return c.Body != "" && len(c.Body) <= maxBodyLen
+		return ok
+	})
+	return ok && c.Body != "" && len(c.Body) <= maxBodyLen
 }
 
 // to reads the to object into m.ToID and m.ToType.
 func (s *sayScanner) to(m *SayMessage) bool {
-	if !s.open() {
-		return false
-	}
 	var seen uint8
-	for first := true; ; first = false {
-		name, done, ok := s.member(first)
-		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
+	return s.object(func(name []byte) (ok bool) {
 		switch string(name) {
 		case "id":
 			ok = once(&seen, 1)
@@ -141,29 +107,20 @@ func (s *sayScanner) to(m *SayMessage) bool {
 		default:
 			ok = s.unknown(name, "id", "type")
 		}
-		if !ok {
-			return false
-		}
-	}
+		return ok
+	})
 }
 
 // push reads a push object as json.Unmarshal into PushSettings would:
 // null leaves a field as it is.
 func (s *sayScanner) push(pp **PushSettings) bool {
-	if !s.open() {
+	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return false
 	}
 	p := new(PushSettings)
 	*pp = p
 	var seen uint8
-	for first := true; ; first = false {
-		name, done, ok := s.member(first)
-		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
+	return s.object(func(name []byte) (ok bool) {
 		var dst *string
 		switch string(name) {
 		case "enable":
@@ -201,7 +158,25 @@ func (s *sayScanner) push(pp **PushSettings) bool {
 		if ok && dst != nil && !s.null() {
 			*dst, ok = s.str()
 		}
+		return ok
+	})
+}
+
+// object reads an object, calling member with each member's name and the
+// scanner on its value; member reports whether it read a valid value.
+func (s *sayScanner) object(member func(name []byte) bool) bool {
+	if !s.open() {
+		return false
+	}
+	for first := true; ; first = false {
+		name, done, ok := s.member(first)
 		if !ok {
+			return false
+		}
+		if done {
+			return true
+		}
+		if !member(name) {
 			return false
 		}
 	}
