@@ -191,8 +191,15 @@ func (r *registry) check(clientID string, id chat.Identity) error {
 }
 
 func (r *registry) checkLocked(clientID string, id chat.Identity) error {
-	_, live := r.srv.Clients.Get(clientID)
+	cl, live := r.srv.Clients.Get(clientID)
 	o := r.owners[clientID]
+	if live && o == nil && cl.Closed() {
+		// An expiring session that Auth.OnDisconnect has released: mochi
+		// deletes it right after the disconnect hooks. Until then it is
+		// still listed, and a client reconnecting at once (a phone after
+		// a dropped link) must not be refused for it.
+		live = false
+	}
 	switch {
 	case o == nil && live:
 		return errClientIDTaken
