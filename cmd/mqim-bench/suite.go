@@ -308,7 +308,7 @@ func renderReport(c *Config, brokers []string, runs []*suiteRun, took time.Durat
 			p("\n### Micro-benchmarks (`go test -bench`)\n\n```\n%s```\n", strings.TrimLeft(string(data), "\n"))
 		}
 	}
-	p("\n### Reproduce\n\n```sh\nmake bench                      # builds bin/mqim, bin/baremochi, bin/mqim-bench; installs mosquitto if missing; rewrites this section\nscripts/bench.sh -rounds 3      # extra flags go to mqim-bench suite\nbin/mqim-bench run -broker mqim -scenario group -duration 5s\n```\n")
+	p("\n### Reproduce\n\n```sh\nmake bench                      # scripts/bench.sh -rounds 3: builds bin/mqim, bin/baremochi, bin/mqim-bench; installs mosquitto if missing; rewrites this section\nscripts/bench.sh -rounds 1      # quicker; extra flags go to mqim-bench suite\nbin/mqim-bench run -broker mqim -scenario group -duration 5s\nbin/mqim-bench run -broker mqim -scenario friend -profile bin/profiles   # CPU and allocation profiles\n```\n")
 	return b.String()
 }
 
