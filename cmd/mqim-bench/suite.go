@@ -29,7 +29,8 @@ const (
 type suiteRun struct {
 	name    string
 	params  Params
-	results map[string]*Result // by broker kind
+	results map[string]*Result // by broker kind: the median round
+	rounds  map[string][]*Result
 }
 
 // runSuite runs every scenario against every broker, alternating brokers
@@ -63,8 +64,9 @@ func runSuite(ctx context.Context, c *Config, logf func(string, ...any)) error {
 			}
 		}
 		for kind, rs := range per {
-			run.results[kind] = median(rs)
+			run.results[kind] = median(rs, p.Rate > 0)
 		}
+		run.rounds = per
 		runs = append(runs, run)
 		return nil
 	}
@@ -99,14 +101,22 @@ func runSuite(ctx context.Context, c *Config, logf func(string, ...any)) error {
 	return nil
 }
 
-// median returns the result with the median delivery rate.
-func median(rs []*Result) *Result {
+// median returns the result with the median delivery rate, or for a run
+// at a fixed send rate (where every round delivers the same) the one with
+// the median p99 latency.
+func median(rs []*Result, byLatency bool) *Result {
 	s := slices.Clone(rs)
+	key := func(r *Result) float64 {
+		if byLatency {
+			return float64(r.P99)
+		}
+		return r.Rate
+	}
 	slices.SortFunc(s, func(a, b *Result) int {
 		switch {
-		case a.Rate < b.Rate:
+		case key(a) < key(b):
 			return -1
-		case a.Rate > b.Rate:
+		case key(a) > key(b):
 			return 1
 		}
 		return 0
@@ -185,7 +195,7 @@ func renderReport(c *Config, brokers []string, runs []*suiteRun, took time.Durat
 	for _, r := range runs {
 		p("- **%s**: %s\n", r.name, describe(r.params))
 	}
-	p("\nEvery broker is started fresh for each run, as a child process; CPU is its utime+stime from /proc/<pid>/stat over the send phase and drain, peak RSS is VmHWM. Latency is end to end (publish call to the receiver's handler), from the same process clock. *Lost* counts deliveries owed for PUBACKed messages that never arrived; *dups* counts second copies. Runs per broker and scenario: %d (median by rate). Total time: %v.\n\n", max(c.Rounds, 1), took.Round(time.Second))
+	p("\nEvery broker is started fresh for each run, as a child process; CPU is its utime+stime from /proc/<pid>/stat over the send phase and drain, peak RSS is VmHWM. Latency is end to end (publish call to the receiver's handler), from the same process clock. *Lost* counts deliveries owed for PUBACKed messages that never arrived; *dups* counts second copies. Runs per broker and scenario: %d (the median: by delivery rate, or by p99 latency for the fixed-rate run). Total time: %v.\n\n", max(c.Rounds, 1), took.Round(time.Second))
 
 	lo, hi := 1e9, 0.0
 	for _, r := range runs {
@@ -284,7 +294,11 @@ func renderReport(c *Config, brokers []string, runs []*suiteRun, took time.Durat
 	}
 	if r := find(nameFriendHalf); r != nil && r.results[KindMQIM] != nil {
 		m := r.results[KindMQIM]
-		goal("p99 at half of mqim's max rate", "≤ 10 ms", fmt.Sprintf("%s ms at %.0f msgs/s", ms(m.P99), r.params.Rate), m.P99 <= 10*time.Millisecond)
+		var each []string
+		for _, x := range r.rounds[KindMQIM] {
+			each = append(each, ms(x.P99))
+		}
+		goal("p99 at half of mqim's max rate", "≤ 10 ms", fmt.Sprintf("%s ms at %.0f msgs/s (rounds: %s ms)", ms(m.P99), r.params.Rate, strings.Join(each, ", ")), m.P99 <= 10*time.Millisecond)
 	}
 	if r := find(nameGroup); r != nil && r.results[KindMQIM] != nil && r.results[KindMosquitto] != nil {
 		m, q := r.results[KindMQIM], r.results[KindMosquitto]
