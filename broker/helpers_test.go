@@ -11,6 +11,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
+
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 // wait bounds every wait of these tests.
@@ -140,14 +142,5 @@ func rawConnectV5(t *testing.T, addr, clientID string) net.Conn {
 // waitFor polls cond until it holds, failing after the bounded wait.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(wait)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testwait.Until(t, what, wait, cond)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/internal/testwait"
 	"github.com/mqim/mqim/storage"
 )
 
@@ -359,14 +360,5 @@ func versions(t *testing.T, f func(t *testing.T, connect connectFn)) {
 // waitFor polls cond until it holds, failing after the bounded wait.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(wait)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testwait.Until(t, what, wait, cond)
 }

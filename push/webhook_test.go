@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 const wait = 5 * time.Second
@@ -36,18 +37,10 @@ func newWebhook(t *testing.T, h http.HandlerFunc, edit func(*Options)) (*Webhook
 	return w, srv
 }
 
+// waitFor polls cond until it holds, failing after the bounded wait.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(wait)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testwait.Until(t, what, wait, cond)
 }
 
 // Ensure a notification is POSTed as JSON with the configured
