@@ -108,11 +108,11 @@ func (c *memberCache) drop(key string) {
 	sh.mu.Unlock()
 }
 
-// areFriends reports whether a and b are friends. The caller holds the read
-// lock of their friend conversation. A negative answer is an error with
-// CodeUnauthorized.
-func (s *Service) areFriends(ctx context.Context, a, b string) error {
-	key := string(FriendConv(a, b))
+// areFriends reports whether a and b, whose friend conversation is conv,
+// are friends. The caller holds the read lock of conv. A negative answer
+// is an error with CodeUnauthorized.
+func (s *Service) areFriends(ctx context.Context, conv Conv, a, b string) error {
+	key := string(conv)
 	if _, ok := s.members.get(key); ok {
 		return nil
 	}

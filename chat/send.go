@@ -312,18 +312,18 @@ func (m *SayMessage) checkTarget(from Identity, t SayTarget) error {
 // A refused say is neither stored nor delivered; Say returns an *Error with
 // its MaxIM code and also sends the error event to session (protocol.md
 // §3.2), naming the ack number when there is one.
-func (s *Service) Say(ctx context.Context, from Identity, session string, target SayTarget, payload []byte) (*SayResult, error) {
+func (s *Service) Say(ctx context.Context, from Identity, session string, target SayTarget, payload []byte) (SayResult, error) {
 	msg, err := ParseSay(payload, s.opts.MaxBodyLen)
 	if err == nil {
 		err = msg.checkTarget(from, target)
 	}
-	var res *SayResult
+	var res SayResult
 	if err == nil {
 		res, err = s.say(ctx, from, session, target, &msg)
 	}
 	if err != nil {
 		s.sayRefused(from, session, msg.Ack, err)
-		return nil, err
+		return SayResult{}, err
 	}
 	return res, nil
 }
@@ -361,7 +361,7 @@ type sayRoute struct {
 	offline []*UserRecord
 }
 
-func (s *Service) say(ctx context.Context, from Identity, session string, t SayTarget, msg *SayMessage) (*SayResult, error) {
+func (s *Service) say(ctx context.Context, from Identity, session string, t SayTarget, msg *SayMessage) (SayResult, error) {
 	rec := Record{ID: NewMessageID(), Speaker: from.ID, Content: msg.Content, Remark: msg.Remark, TS: s.nowMillis()}
 	var r sayRoute
 	err := func() error {
@@ -385,7 +385,7 @@ func (s *Service) say(ctx context.Context, from Identity, session string, t SayT
 		return nil
 	}()
 	if err != nil {
-		return nil, err
+		return SayResult{}, err
 	}
 	if msg.Ack != nil {
 		b := appendAckEvent(make([]byte, 0, 48), &AckEvent{Ack: *msg.Ack, TS: rec.TS})
@@ -394,7 +394,7 @@ func (s *Service) say(ctx context.Context, from Identity, session string, t SayT
 	if r.pushable && msg.Push.Enabled() {
 		s.pushMessage(ctx, &r, &rec, msg.Push)
 	}
-	return &SayResult{ID: rec.ID, Seq: rec.Seq, TS: rec.TS, Conv: r.conv}, nil
+	return SayResult{ID: rec.ID, Seq: rec.Seq, TS: rec.TS, Conv: r.conv}, nil
 }
 
 // route resolves the routing rule of a say and returns the unlock function
@@ -423,9 +423,9 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 	r.self = &self
 	switch t.Type {
 	case TypeFriend:
-		lock(string(FriendConv(from.ID, t.ID)))
-		err = s.areFriends(ctx, from.ID, t.ID)
 		r.conv = FriendConv(from.ID, t.ID)
+		lock(string(r.conv))
+		err = s.areFriends(ctx, r.conv, from.ID, t.ID)
 		r.from = Peer{ID: from.ID, Type: TypeFriend}
 		r.to = Peer{ID: t.ID, Type: TypeFriend}
 		r.recipients = []Identity{User(t.ID)}
