@@ -97,6 +97,13 @@ func (b *crashyBroker) accept(inc *incarnation) {
 			return
 		}
 		inc.mu.Lock()
+		select {
+		case <-inc.done: // accepted just before the listener closed
+			inc.mu.Unlock()
+			c.Close()
+			continue
+		default:
+		}
 		inc.conns[c] = true
 		inc.mu.Unlock()
 		b.wg.Add(1)
@@ -120,6 +127,13 @@ func (b *crashyBroker) serve(inc *incarnation, c net.Conn) {
 		case p[0] == 0xC0:
 			c.Write(pingresp)
 		case p[0] == 0xF0 && string(p[2:]) == "kill":
+			if b.dying == 0 {
+				// Dead before the client sees the close: an AfterFunc
+				// may run late on a loaded machine, and the next case
+				// would find the broker still alive.
+				inc.die()
+				return
+			}
 			c.Close()
 			time.AfterFunc(b.dying, inc.die)
 			return
