@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/internal/mqttwire"
 )
 
 // scriptConn is a net.Conn that yields its chunks one Read at a time (a
@@ -72,23 +74,7 @@ func hx(s string) []byte {
 }
 
 // pk builds a packet: first byte, remaining length, body.
-func pk(b0 byte, body string) []byte {
-	bb := hx(body)
-	out := []byte{b0}
-	n := len(bb)
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 128
-		}
-		out = append(out, d)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, bb...)
-}
+func pk(b0 byte, body string) []byte { return mqttwire.Packet(b0, hx(body)) }
 
 var (
 	connect4 = pk(0x10, `0004 'MQTT' 04 02 003C 0001 'p'`)

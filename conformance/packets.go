@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"encoding/binary"
+
+	"github.com/mqim/mqim/internal/mqttwire"
 )
 
 // Packet type nibbles (the high four bits of the first byte).
@@ -33,12 +35,6 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// packet frames body with a fixed header.
-func packet(first byte, body []byte) []byte {
-	b := AppendVarint([]byte{first}, uint64(len(body)))
-	return append(b, body...)
-}
-
 // ConnectPacket builds the default CONNECT of the catalogue: clean session,
 // keepalive 60, the given client id, and for MQTT 5 one property, Receive
 // Maximum 20. MQTT 3.1 (ver 3) uses the protocol name "MQIsdp", as the
@@ -55,7 +51,7 @@ func ConnectPacket(ver int, clientID string) []byte {
 		body = append(body, 0x03, 0x21, 0x00, 20) // properties: Receive Maximum 20
 	}
 	body = appendString(body, clientID)
-	return packet(typeConnect<<4, body)
+	return mqttwire.Packet(typeConnect<<4, body)
 }
 
 // subscribePacket builds SUBSCRIBE with packet id 1 for one filter.
@@ -66,7 +62,7 @@ func subscribePacket(ver int, topic string, qos byte) []byte {
 	}
 	body = appendString(body, topic)
 	body = append(body, qos)
-	return packet(typeSubscribe<<4|0x02, body)
+	return mqttwire.Packet(typeSubscribe<<4|0x02, body)
 }
 
 // subackPacket is the SUBACK that grants qos to packet id 1.
@@ -75,7 +71,7 @@ func subackPacket(ver int, qos byte) []byte {
 	if ver == 5 {
 		body = append(body, 0x00)
 	}
-	return packet(typeSuback<<4, append(body, qos))
+	return mqttwire.Packet(typeSuback<<4, append(body, qos))
 }
 
 // unsubscribePacket builds UNSUBSCRIBE with packet id 1 for one filter.
@@ -84,7 +80,7 @@ func unsubscribePacket(ver int, topic string) []byte {
 	if ver == 5 {
 		body = append(body, 0x00)
 	}
-	return packet(typeUnsubscribe<<4|0x02, appendString(body, topic))
+	return mqttwire.Packet(typeUnsubscribe<<4|0x02, appendString(body, topic))
 }
 
 // unsubackPacket is the UNSUBACK for packet id 1 (MQTT 5: reason Success).
@@ -93,7 +89,7 @@ func unsubackPacket(ver int) []byte {
 	if ver == 5 {
 		body = append(body, 0x00, 0x00)
 	}
-	return packet(typeUnsuback<<4, body)
+	return mqttwire.Packet(typeUnsuback<<4, body)
 }
 
 // publishPacket builds an MQTT 3.1.1 PUBLISH; packet id 1 when qos > 0.
@@ -106,7 +102,7 @@ func publishPacket(topic string, qos byte, retain bool, payload []byte) []byte {
 	if qos > 0 {
 		body = append(body, 0x00, 0x01)
 	}
-	return packet(first, append(body, payload...))
+	return mqttwire.Packet(first, append(body, payload...))
 }
 
 // ackPacket builds a two-byte-body acknowledgement (PUBACK, PUBREC, PUBREL,

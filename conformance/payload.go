@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/mqim/mqim/internal/mqttwire"
 )
 
 // ParsePayload turns the catalogue's payload notation into bytes.
@@ -67,7 +69,7 @@ func ParsePayload(s string) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("payload %q: %w", s, err)
 			}
-			out = AppendVarint(out, n)
+			out = mqttwire.AppendVarint(out, n)
 		default:
 			b, err := hex.DecodeString(tok)
 			if err != nil {
@@ -86,21 +88,4 @@ func parseUint(tok string, bits int) (uint64, error) {
 		return 0, fmt.Errorf("bad %c token %q: %w", tok[0], tok, err)
 	}
 	return n, nil
-}
-
-// AppendVarint appends n as an MQTT variable byte integer. Unlike a
-// conforming encoder it does not stop at four bytes: r268435456 becomes
-// 80 80 80 80 01, which is exactly the malformed input the catalogue wants.
-func AppendVarint(b []byte, n uint64) []byte {
-	for {
-		c := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if n == 0 {
-			return b
-		}
-	}
 }

@@ -3,6 +3,8 @@ package conformance
 import (
 	"bytes"
 	"testing"
+
+	"github.com/mqim/mqim/internal/mqttwire"
 )
 
 func TestParsePayload(t *testing.T) {
@@ -83,17 +85,17 @@ func TestParsePayload_Errors(t *testing.T) {
 	}
 }
 
-func TestAppendVarint(t *testing.T) {
+func TestReadVarintRoundTrip(t *testing.T) {
 	t.Parallel()
 	// The decoder accepts exactly the encoder's conforming range.
 	for _, n := range []uint64{0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455} {
-		b := AppendVarint(nil, n)
+		b := mqttwire.AppendVarint(nil, n)
 		v, used := readVarint(b)
 		if used != len(b) || v != n {
 			t.Errorf("readVarint(AppendVarint(%d) = % X) = %d, %d bytes", n, b, v, used)
 		}
 	}
-	if _, used := readVarint(AppendVarint(nil, 268435456)); used != 0 {
+	if _, used := readVarint(mqttwire.AppendVarint(nil, 268435456)); used != 0 {
 		t.Errorf("readVarint accepted a five-byte integer")
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
+
+	"github.com/mqim/mqim/internal/mqttwire"
 )
 
 // The MQTT authorization matrix: every topic form a client can publish or
@@ -364,7 +366,7 @@ func (w *matrixWorld) rawClosed(t *testing.T, version byte, username string, pkt
 	body = append(body, str(fmt.Sprintf("raw-%d", w.e.seq.Add(1)))...)
 	body = append(body, str(username)...)
 	body = append(body, str(sign())...)
-	connect := append(append([]byte{0x10}, remLen(len(body))...), body...)
+	connect := mqttwire.Packet(0x10, body)
 	if _, err := c.Write(append(connect, pkt...)); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +408,7 @@ func rawSubscribe(version byte, filter string) []byte {
 	body = append(body, byte(len(filter)>>8), byte(len(filter)))
 	body = append(body, filter...)
 	body = append(body, 1)
-	return append(append([]byte{0x82}, remLen(len(body))...), body...)
+	return mqttwire.Packet(0x82, body)
 }
 
 // rawPublish is a QoS 1 PUBLISH of payload on topic, packet id 1.
@@ -417,5 +419,5 @@ func rawPublish(version byte, topic, payload string) []byte {
 		body = append(body, 0)
 	}
 	body = append(body, payload...)
-	return append(append([]byte{0x32}, remLen(len(body))...), body...)
+	return mqttwire.Packet(0x32, body)
 }

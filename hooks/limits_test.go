@@ -19,6 +19,8 @@ import (
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
+
+	"github.com/mqim/mqim/internal/mqttwire"
 )
 
 // nextEvent returns c's next message that is not a presence event.
@@ -229,13 +231,9 @@ func stalledLogin(t *testing.T, c net.Conn, id, password string) {
 	body = append(body, str("s1")...)
 	body = append(body, str(id)...)
 	body = append(body, str(password)...)
-	pkt := append([]byte{0x10}, remLen(len(body))...)
-	pkt = append(pkt, body...)
 	sub := append([]byte{0, 1}, str("users/"+id+"/#")...)
 	sub = append(sub, 1)
-	pkt = append(pkt, 0x82)
-	pkt = append(pkt, remLen(len(sub))...)
-	pkt = append(pkt, sub...)
+	pkt := append(mqttwire.Packet(0x10, body), mqttwire.Packet(0x82, sub)...)
 	if _, err := c.Write(pkt); err != nil {
 		t.Fatal(err)
 	}
@@ -251,20 +249,5 @@ func stalledLogin(t *testing.T, c net.Conn, id, password string) {
 	}
 	if r.Buffered() > 0 {
 		t.Fatalf("unexpected data after the SUBACK")
-	}
-}
-
-func remLen(n int) []byte {
-	var b []byte
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
 	}
 }
