@@ -12,7 +12,6 @@ import (
 
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
-
 	"github.com/mqim/mqim/internal/mqttwire"
 )
 

@@ -19,7 +19,6 @@ import (
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
-
 	"github.com/mqim/mqim/internal/mqttwire"
 )
 
