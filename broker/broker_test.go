@@ -51,12 +51,7 @@ func TestServer_TruncatedSubscribe(t *testing.T) {
 // Ensure the same packet over WebSocket closes only that connection.
 func TestServer_TruncatedSubscribeWebSocket(t *testing.T) {
 	s := startBroker(t, nil)
-	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: wait}
-	ws, resp, err := d.Dial("ws://"+s.WSAddr().String()+DefaultWSPath, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer ws.Close()
+	ws, resp := dialWS(t, s)
 	if resp.Header.Get("Sec-Websocket-Protocol") != "mqtt" {
 		t.Errorf("subprotocol = %q, want mqtt", resp.Header.Get("Sec-Websocket-Protocol"))
 	}
@@ -307,4 +302,18 @@ func selfSigned(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// dialWS opens a WebSocket to s's MQTT endpoint with the mqtt subprotocol,
+// read deadline set; the test's cleanup closes it.
+func dialWS(t *testing.T, s *Server) (*websocket.Conn, *http.Response) {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: wait}
+	ws, resp, err := d.Dial("ws://"+s.WSAddr().String()+DefaultWSPath, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(wait))
+	return ws, resp
 }

@@ -361,13 +361,7 @@ func TestServer_FramerAnswersMalformed(t *testing.T) {
 		t.Errorf("TCP: got %x, want E0 01 81 then close", got)
 	}
 
-	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: wait}
-	ws, _, err := d.Dial("ws://"+s.WSAddr().String()+DefaultWSPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	_ = ws.SetReadDeadline(time.Now().Add(wait))
+	ws, _ := dialWS(t, s)
 	if err := ws.WriteMessage(websocket.BinaryMessage, pk(0x10, `0004 'MQTT' 05 02 003C 00 0002 'ws'`)); err != nil {
 		t.Fatal(err)
 	}

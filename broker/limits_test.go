@@ -6,8 +6,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Ensure first packets of every type that claim a huge remaining length
@@ -87,13 +85,7 @@ func TestLimits_SlowlorisConnect(t *testing.T) {
 // the upgrade.
 func TestLimits_WebSocketConnectDeadline(t *testing.T) {
 	s := startBroker(t, func(o *Options) { o.ConnectTimeout = 300 * time.Millisecond })
-	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: wait}
-	ws, _, err := d.Dial("ws://"+s.WSAddr().String()+DefaultWSPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	_ = ws.SetReadDeadline(time.Now().Add(wait))
+	ws, _ := dialWS(t, s)
 	if _, _, err := ws.ReadMessage(); err == nil {
 		t.Fatal("got a message before CONNECT")
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
