@@ -3,6 +3,8 @@ package broker
 import (
 	"net"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Acknowledgement coalescing.
@@ -57,7 +59,7 @@ func isAck(p []byte) bool {
 		return false
 	}
 	switch p[0] {
-	case pkPuback << 4, pkPubrec << 4, pkPubcomp << 4:
+	case packets.Puback << 4, packets.Pubrec << 4, packets.Pubcomp << 4:
 		return true
 	}
 	return false

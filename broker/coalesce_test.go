@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // pipeConn is a net.Conn whose Read blocks until the test sends a chunk (or
@@ -63,7 +65,7 @@ func readPacket(t *testing.T, f *framer, want []byte) {
 	}
 }
 
-func puback(id byte) []byte { return []byte{pkPuback << 4, 2, 0, id} }
+func puback(id byte) []byte { return []byte{packets.Puback << 4, 2, 0, id} }
 
 // Ensure the acks of pipelined publishes go out in one write, before the
 // read goroutine waits for more input, in order and complete.
@@ -72,7 +74,7 @@ func TestCoalesce_AcksOfOneReadGoTogether(t *testing.T) {
 	f := newFramer(c, &testCfg)
 	c.in <- connect4
 	readPacket(t, f, connect4)
-	connack := []byte{pkConnack << 4, 2, 0, 0}
+	connack := []byte{packets.Connack << 4, 2, 0, 0}
 	if _, err := f.Write(connack); err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +189,14 @@ func TestCoalesce_IsAck(t *testing.T) {
 		want bool
 	}{
 		{puback(1), true},
-		{[]byte{pkPubrec << 4, 2, 0, 1}, true},
-		{[]byte{pkPubcomp << 4, 2, 0, 1}, true},
-		{[]byte{pkPuback << 4, 3, 0, 1, 0x87}, true}, // MQTT 5 with a reason code
-		{[]byte{pkPubrel<<4 | 2, 2, 0, 1}, false},
-		{[]byte{pkPingresp << 4, 0}, false},
+		{[]byte{packets.Pubrec << 4, 2, 0, 1}, true},
+		{[]byte{packets.Pubcomp << 4, 2, 0, 1}, true},
+		{[]byte{packets.Puback << 4, 3, 0, 1, 0x87}, true}, // MQTT 5 with a reason code
+		{[]byte{packets.Pubrel<<4 | 2, 2, 0, 1}, false},
+		{[]byte{packets.Pingresp << 4, 0}, false},
 		{append(puback(1), puback(2)...), false}, // not exactly one packet
-		{[]byte{pkPuback << 4, 2, 0}, false},
-		{[]byte{pkPuback << 4}, false},
+		{[]byte{packets.Puback << 4, 2, 0}, false},
+		{[]byte{packets.Puback << 4}, false},
 	} {
 		if got := isAck(tc.p); got != tc.want {
 			t.Errorf("isAck(%x) = %v", tc.p, got)

@@ -433,7 +433,7 @@ func BenchmarkFramerPublish(b *testing.B) {
 		b.Run(name+"/framer", func(b *testing.B) {
 			// The stream starts after CONNECT: the framer is told so.
 			f := newFramer(&streamConn{data: stream}, &framerConfig{maxPacket: DefaultMaxPacketSize})
-			f.version = 5
+			f.sess.Version = 5
 			benchPublish(b, f, packet)
 		})
 	}
