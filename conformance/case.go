@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mqim/mqim/internal/mqttcheck"
 )
 
 // Outcome is the verdict on one case.
@@ -278,7 +280,7 @@ func (s *session) expectConnack(what string) error {
 		return failf(ClassConnack, "%s: want CONNACK 20 .. 00, got %s", what, hexBytes(got))
 	}
 	if packetComplete(got) {
-		_, n := readVarint(got[1:])
+		_, n := mqttcheck.Varint(got[1:])
 		body := got[1+n:]
 		if len(body) >= 2 && body[1] == 0 {
 			return nil
@@ -302,8 +304,8 @@ func packetComplete(b []byte) bool {
 	if len(b) < 2 {
 		return false
 	}
-	rl, n := readVarint(b[1:])
-	return n > 0 && uint64(len(b)-1-n) >= rl
+	rl, n := mqttcheck.Varint(b[1:])
+	return n > 0 && len(b)-1-n >= rl
 }
 
 // expectClosed is the end of a case with expect_disconnect: the broker must

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mqim/mqim/internal/mqttcheck"
 )
 
 // testTimeout keeps silent-broker tests short; nothing here is slow.
@@ -75,8 +77,8 @@ func readPacket(c net.Conn) []byte {
 			break
 		}
 	}
-	rl, n := readVarint(hdr[1:])
-	if n == 0 {
+	rl, n := mqttcheck.Varint(hdr[1:])
+	if n <= 0 {
 		return nil
 	}
 	body := make([]byte, rl)

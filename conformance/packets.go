@@ -3,6 +3,7 @@ package conformance
 import (
 	"encoding/binary"
 
+	"github.com/mqim/mqim/internal/mqttcheck"
 	"github.com/mqim/mqim/internal/mqttwire"
 )
 
@@ -109,21 +110,6 @@ func publishPacket(topic string, qos byte, retain bool, payload []byte) []byte {
 // PUBCOMP) for packet id 1 in MQTT 3.1.1 form.
 func ackPacket(first byte) []byte { return []byte{first, 0x02, 0x00, 0x01} }
 
-// readVarint decodes a variable byte integer of at most four bytes from b.
-// It returns the value and the number of bytes used, or n == 0 if b is too
-// short or the encoding is longer than four bytes.
-func readVarint(b []byte) (v uint64, n int) {
-	var mul uint64 = 1
-	for i := 0; i < len(b) && i < 4; i++ {
-		v += uint64(b[i]&0x7F) * mul
-		if b[i]&0x80 == 0 {
-			return v, i + 1
-		}
-		mul *= 128
-	}
-	return 0, 0
-}
-
 // rawPacket is one packet found by splitPackets. Body may be shorter than
 // the remaining length claims if the input ends early.
 type rawPacket struct {
@@ -138,12 +124,12 @@ type rawPacket struct {
 func splitPackets(b []byte) []rawPacket {
 	var out []rawPacket
 	for len(b) >= 2 {
-		rl, n := readVarint(b[1:])
-		if n == 0 {
+		rl, n := mqttcheck.Varint(b[1:])
+		if n <= 0 {
 			return out
 		}
 		rest := b[1+n:]
-		if uint64(len(rest)) < rl {
+		if len(rest) < rl {
 			return append(out, rawPacket{First: b[0], Body: rest})
 		}
 		out = append(out, rawPacket{First: b[0], Body: rest[:rl]})
@@ -268,10 +254,10 @@ func (r *reader) str() (string, bool) {
 
 // props skips an MQTT 5 property block.
 func (r *reader) props() bool {
-	n, used := readVarint(r.b)
-	if used == 0 || uint64(len(r.b)-used) < n {
+	n, used := mqttcheck.Varint(r.b)
+	if used <= 0 || len(r.b)-used < n {
 		return false
 	}
-	r.b = r.b[used+int(n):]
+	r.b = r.b[used+n:]
 	return true
 }

@@ -3,8 +3,6 @@ package conformance
 import (
 	"bytes"
 	"testing"
-
-	"github.com/mqim/mqim/internal/mqttwire"
 )
 
 func TestParsePayload(t *testing.T) {
@@ -82,20 +80,5 @@ func TestParsePayload_Errors(t *testing.T) {
 		if got, err := ParsePayload(in); err == nil {
 			t.Errorf("ParsePayload(%q) = % X, want an error", in, got)
 		}
-	}
-}
-
-func TestReadVarintRoundTrip(t *testing.T) {
-	t.Parallel()
-	// The decoder accepts exactly the encoder's conforming range.
-	for _, n := range []uint64{0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455} {
-		b := mqttwire.AppendVarint(nil, n)
-		v, used := readVarint(b)
-		if used != len(b) || v != n {
-			t.Errorf("readVarint(AppendVarint(%d) = % X) = %d, %d bytes", n, b, v, used)
-		}
-	}
-	if _, used := readVarint(mqttwire.AppendVarint(nil, 268435456)); used != 0 {
-		t.Errorf("readVarint accepted a five-byte integer")
 	}
 }

@@ -3,22 +3,13 @@
 // input included.
 package mqttwire
 
-// AppendVarint appends n as an MQTT variable byte integer. Unlike a
-// conforming encoder it does not stop at four bytes: 268435456 becomes
-// 80 80 80 80 01, which is exactly the malformed input some tests want.
-func AppendVarint(b []byte, n uint64) []byte {
-	for {
-		c := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if n == 0 {
-			return b
-		}
-	}
-}
+import "encoding/binary"
+
+// AppendVarint appends n as an MQTT variable byte integer, which is
+// encoding/binary's unsigned varint. Unlike a conforming encoder it does
+// not stop at four bytes: 268435456 becomes 80 80 80 80 01, which is
+// exactly the malformed input some tests want.
+func AppendVarint(b []byte, n uint64) []byte { return binary.AppendUvarint(b, n) }
 
 // Packet frames body with a fixed header: the first byte, then the
 // remaining length.
