@@ -21,10 +21,10 @@ func ids(prefix string, n int) []string {
 func TestService_GroupLimit(t *testing.T) {
 	svc, _ := newService(t)
 	ctx := context.Background()
-	if _, err := svc.CreateGroup(ctx, chat.NewGroup{Owner: "m0", Members: ids("m", 50)}); err != nil {
+	if _, err := svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "m0", Members: ids("m", 50)}); err != nil {
 		t.Fatalf("50 with owner among members: %v", err)
 	}
-	_, err := svc.CreateGroup(ctx, chat.NewGroup{Owner: "owner", Members: ids("x", 50)})
+	_, err := svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "owner", Members: ids("x", 50)})
 	if chat.ErrorCode(err) != chat.CodeMemberLimit {
 		t.Fatalf("51 users: err = %v, want 5008", err)
 	}
@@ -32,7 +32,7 @@ func TestService_GroupLimit(t *testing.T) {
 		t.Fatalf("refused create made its owner: %v", err)
 	}
 	// Duplicates and empty ids do not count.
-	if _, err := svc.CreateGroup(ctx, chat.NewGroup{Owner: "o", Members: append(ids("d", 49), "d0", "", "d1")}); err != nil {
+	if _, err := svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "o", Members: append(ids("d", 49), "d0", "", "d1")}); err != nil {
 		t.Fatalf("49 + duplicates: %v", err)
 	}
 }
@@ -42,14 +42,14 @@ func TestService_GroupLimit(t *testing.T) {
 func TestService_RemoveOwner(t *testing.T) {
 	svc, _ := newService(t)
 	ctx := context.Background()
-	gid, err := svc.CreateGroup(ctx, chat.NewGroup{Owner: "o", Members: []string{"a", "b"}})
+	gid, err := svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "o", Members: []string{"a", "b"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.RemoveGroupMembers(ctx, gid, []string{"a", "o"}); chat.ErrorCode(err) != chat.CodeConflict {
+	if err := svc.RemoveMembers(ctx, chat.GroupList, gid, []string{"a", "o"}); chat.ErrorCode(err) != chat.CodeConflict {
 		t.Fatalf("err = %v, want 5005", err)
 	}
-	g, err := svc.Group(ctx, gid)
+	g, err := svc.MemberList(ctx, chat.GroupList, gid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,13 +57,13 @@ func TestService_RemoveOwner(t *testing.T) {
 		t.Fatalf("members = %v, want [a b]", g.Members)
 	}
 	// After an owner change the old owner is an ordinary (removable) member.
-	if err := svc.UpdateGroup(ctx, gid, chat.GroupUpdate{Owner: "a"}); err != nil {
+	if err := svc.UpdateMemberList(ctx, chat.GroupList, gid, chat.MemberListUpdate{Owner: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.RemoveGroupMembers(ctx, gid, []string{"o"}); err != nil {
+	if err := svc.RemoveMembers(ctx, chat.GroupList, gid, []string{"o"}); err != nil {
 		t.Fatalf("remove former owner: %v", err)
 	}
-	if got, _ := svc.GroupIDsOf(ctx, "o"); len(got) != 0 {
+	if got, _ := svc.MemberListIDsOf(ctx, chat.GroupList, "o"); len(got) != 0 {
 		t.Fatalf("former owner still indexed in %v", got)
 	}
 }
@@ -73,7 +73,7 @@ func TestService_RemoveOwner(t *testing.T) {
 func TestService_DeleteGroupHistory(t *testing.T) {
 	svc, now := newService(t)
 	ctx := context.Background()
-	gid, err := svc.CreateGroup(ctx, chat.NewGroup{Owner: "o"})
+	gid, err := svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "o"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestService_DeleteGroupHistory(t *testing.T) {
 	if recs, _ := svc.GroupHistory(ctx, gid, 0, 0); len(recs) != 1 {
 		t.Fatalf("history = %v", recs)
 	}
-	if err := svc.DeleteGroup(ctx, gid); err != nil {
+	if err := svc.DeleteMemberList(ctx, chat.GroupList, gid); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.GroupHistory(ctx, gid, 0, 0); !chat.IsNotFound(err) {

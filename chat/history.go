@@ -29,7 +29,7 @@ func (s *Service) StrangerHistory(ctx context.Context, uid, sid string, ts int64
 // GroupHistory returns the records of group gid (G15), with the paging
 // rules of FriendHistory. Returns CodeNotFound for an unknown group.
 func (s *Service) GroupHistory(ctx context.Context, gid string, ts int64, limit int) ([]Record, error) {
-	if _, err := s.Group(ctx, gid); err != nil {
+	if _, err := s.MemberList(ctx, GroupList, gid); err != nil {
 		return nil, err
 	}
 	return s.readHistory(ctx, GroupConv(gid), ts, limit)
@@ -51,7 +51,7 @@ func (s *Service) PassengerHistory(ctx context.Context, pid, uid string, ts int6
 // ClearGroupHistory deletes every stored record of group gid (G16).
 // Returns CodeNotFound for an unknown group.
 func (s *Service) ClearGroupHistory(ctx context.Context, gid string) error {
-	if _, err := s.Group(ctx, gid); err != nil {
+	if _, err := s.MemberList(ctx, GroupList, gid); err != nil {
 		return err
 	}
 	return s.Store.DeleteRecords(ctx, GroupConv(gid))

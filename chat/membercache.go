@@ -24,8 +24,8 @@ const (
 //   - string(FriendConv(a, b)) → the two are friends (only the positive
 //     fact is kept: AddFriends writes without the conversation lock, so a
 //     cached "not friends" could outlive it);
-//   - "g:<gid>" → the owner and members of an existing group;
-//   - "r:<rid>" → the members of an existing room.
+//   - ListKind.lockKey(id), "g:<gid>" or "r:<rid>" → the owner and
+//     members of an existing group or room.
 //
 // The invariant that keeps it exact: an entry is filled only while the
 // filler holds the key's lock for reading (after reading the store under
@@ -52,7 +52,7 @@ type memberShard struct {
 }
 
 type memberEntry struct {
-	v    any // true (friends), *Group or *Room
+	v    any // true (friends) or *MemberList
 	cost int
 }
 
@@ -126,38 +126,24 @@ func (s *Service) areFriends(ctx context.Context, conv Conv, a, b string) error 
 	return err
 }
 
-// groupMembers returns the owner and members of group gid (a shared value:
-// read only). The caller holds the read lock of "g:<gid>". The error is
-// the store's (CodeNotFound for an unknown group).
-func (s *Service) groupMembers(ctx context.Context, gid string) (*Group, error) {
-	key := "g:" + gid
+// listMembers returns the owner and members of group or room id (a shared
+// value: read only). The caller holds the read lock of kind.lockKey(id).
+// The error is the store's (CodeNotFound for an unknown list).
+func (s *Service) listMembers(ctx context.Context, kind ListKind, id string) (*MemberList, error) {
+	key := kind.lockKey(id)
 	if v, ok := s.members.get(key); ok {
-		return v.(*Group), nil
+		return v.(*MemberList), nil
 	}
-	var g *Group
-	err := s.Store.View(ctx, func(tx Tx) (err error) { g, err = tx.Group(gid); return err })
+	var l *MemberList
+	err := s.Store.View(ctx, func(tx Tx) (err error) { l, err = tx.MemberList(kind, id); return err })
 	if err != nil {
 		return nil, err
 	}
-	g = &Group{ID: g.ID, Owner: g.Owner, Members: g.Members}
-	s.members.put(key, g, len(g.Members)+1)
-	return g, nil
-}
-
-// roomMembers returns the members of room rid (a shared value: read only).
-// The caller holds the read lock of "r:<rid>". The error is the store's
-// (CodeNotFound for an unknown room).
-func (s *Service) roomMembers(ctx context.Context, rid string) (*Room, error) {
-	key := "r:" + rid
-	if v, ok := s.members.get(key); ok {
-		return v.(*Room), nil
+	l = &MemberList{Kind: kind, ID: l.ID, Owner: l.Owner, Members: l.Members}
+	ids := len(l.Members)
+	if l.Owner != "" {
+		ids++
 	}
-	var r *Room
-	err := s.Store.View(ctx, func(tx Tx) (err error) { r, err = tx.Room(rid); return err })
-	if err != nil {
-		return nil, err
-	}
-	r = &Room{ID: r.ID, Members: r.Members}
-	s.members.put(key, r, len(r.Members))
-	return r, nil
+	s.members.put(key, l, ids)
+	return l, nil
 }

@@ -90,7 +90,7 @@ func TestService_MemberCache_AddFriend(t *testing.T) {
 func TestService_MemberCache_Group(t *testing.T) {
 	e := newRTEnv(t)
 	ctx := context.Background()
-	gid, err := e.svc.CreateGroup(ctx, chat.NewGroup{Owner: "o", Members: []string{"a", "b", "c"}})
+	gid, err := e.svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "o", Members: []string{"a", "b", "c"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,16 +118,16 @@ func TestService_MemberCache_Group(t *testing.T) {
 	u := chat.User
 	step("warm", "a", []chat.Identity{u("o"), u("b"), u("c")})
 	step("cached", "a", []chat.Identity{u("o"), u("b"), u("c")})
-	if err := e.svc.RemoveGroupMembers(ctx, gid, []string{"b"}); err != nil {
+	if err := e.svc.RemoveMembers(ctx, chat.GroupList, gid, []string{"b"}); err != nil {
 		t.Fatal(err)
 	}
 	step("after remove", "a", []chat.Identity{u("o"), u("c")})
 	refused("removed sender", "b", chat.CodeUnauthorized)
-	if err := e.svc.AddGroupMembers(ctx, gid, []string{"d"}); err != nil {
+	if err := e.svc.AddMembers(ctx, chat.GroupList, gid, []string{"d"}); err != nil {
 		t.Fatal(err)
 	}
 	step("after add", "a", []chat.Identity{u("o"), u("c"), u("d")})
-	if err := e.svc.UpdateGroup(ctx, gid, chat.GroupUpdate{Owner: "n", Members: []string{"a", "c"}}); err != nil {
+	if err := e.svc.UpdateMemberList(ctx, chat.GroupList, gid, chat.MemberListUpdate{Owner: "n", Members: []string{"a", "c"}}); err != nil {
 		t.Fatal(err)
 	}
 	step("after update", "a", []chat.Identity{u("n"), u("c")})
@@ -137,7 +137,7 @@ func TestService_MemberCache_Group(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("after attributes", "n", []chat.Identity{u("a"), u("c")})
-	if err := e.svc.DeleteGroup(ctx, gid); err != nil {
+	if err := e.svc.DeleteMemberList(ctx, chat.GroupList, gid); err != nil {
 		t.Fatal(err)
 	}
 	refused("after delete", "a", chat.CodeNotFound)
@@ -148,7 +148,7 @@ func TestService_MemberCache_Group(t *testing.T) {
 func TestService_MemberCache_Room(t *testing.T) {
 	e := newRTEnv(t)
 	ctx := context.Background()
-	rid, err := e.svc.CreateRoom(ctx, chat.NewRoom{Members: []string{"a", "b", "c"}})
+	rid, err := e.svc.CreateMemberList(ctx, chat.RoomList, chat.NewMemberList{Members: []string{"a", "b", "c"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestService_MemberCache_Room(t *testing.T) {
 			t.Fatalf("delivered to %v, want b, c", got)
 		}
 	}
-	if err := e.svc.RemoveRoomMembers(ctx, rid, []string{"c"}); err != nil {
+	if err := e.svc.RemoveMembers(ctx, chat.RoomList, rid, []string{"c"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := sayTo(e, "a", chat.TypeRoom, rid, "hi"); err != nil {
@@ -176,7 +176,7 @@ func TestService_MemberCache_Room(t *testing.T) {
 	if err := sayTo(e, "c", chat.TypeRoom, rid, "hi"); chat.ErrorCode(err) != chat.CodeUnauthorized {
 		t.Fatalf("removed member says: err = %v", err)
 	}
-	if err := e.svc.DeleteRoom(ctx, rid); err != nil {
+	if err := e.svc.DeleteMemberList(ctx, chat.RoomList, rid); err != nil {
 		t.Fatal(err)
 	}
 	if err := sayTo(e, "a", chat.TypeRoom, rid, "hi"); chat.ErrorCode(err) != chat.CodeNotFound {
@@ -189,7 +189,7 @@ func TestService_MemberCache_Room(t *testing.T) {
 func TestService_MemberCache_ConcurrentRemove(t *testing.T) {
 	e := newRTEnv(t)
 	ctx := context.Background()
-	gid, err := e.svc.CreateGroup(ctx, chat.NewGroup{Owner: "o", Members: []string{"a", "b", "x"}})
+	gid, err := e.svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "o", Members: []string{"a", "b", "x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestService_MemberCache_ConcurrentRemove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.svc.RemoveGroupMembers(ctx, gid, []string{"x"}); err != nil {
+	if err := e.svc.RemoveMembers(ctx, chat.GroupList, gid, []string{"x"}); err != nil {
 		t.Fatal(err)
 	}
 	e.pub.take() // everything up to here may have reached x

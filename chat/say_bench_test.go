@@ -104,7 +104,7 @@ func BenchmarkServiceSay(b *testing.B) {
 					}
 					targets[i] = chat.SayTarget{Type: chat.TypeFriend, ID: peers[0]}
 				} else {
-					gid, err := s.CreateGroup(ctx, chat.NewGroup{Owner: me, Members: peers})
+					gid, err := s.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: me, Members: peers})
 					if err != nil {
 						b.Fatal(err)
 					}

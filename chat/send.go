@@ -431,47 +431,35 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 		r.recipients = []Identity{User(t.ID)}
 		r.pushable = true
 		offlineCandidates = []string{t.ID}
-	case TypeGroup:
-		lock("g:" + t.ID)
-		var g *Group
-		g, err = s.groupMembers(ctx, t.ID)
+	case TypeGroup, TypeRoom:
+		kind := ListKind(t.Type)
+		lock(kind.lockKey(t.ID))
+		var l *MemberList
+		l, err = s.listMembers(ctx, kind, t.ID)
 		if err != nil {
-			err = notFound(err, "group", t.ID)
+			err = notFound(err, kind.String(), t.ID)
 			break
 		}
-		if !g.HasMember(from.ID) {
-			err = Errorf(CodeUnauthorized, "%s is not a member of group %s", from.ID, t.ID)
+		if !l.HasMember(from.ID) {
+			err = Errorf(CodeUnauthorized, "%s is not a member of %s %s", from.ID, kind, t.ID)
 			break
 		}
-		r.conv = GroupConv(t.ID)
-		r.from = Peer{ID: from.ID, Type: TypeGroup, GID: t.ID}
-		r.to = Peer{ID: t.ID, Type: TypeGroup}
-		r.pushable = true
-		for _, m := range g.Everyone() {
-			if m != from.ID {
-				r.recipients = append(r.recipients, User(m))
-				offlineCandidates = append(offlineCandidates, m)
-			}
-		}
-	case TypeRoom:
-		lock("r:" + t.ID)
-		var room *Room
-		room, err = s.roomMembers(ctx, t.ID)
-		if err != nil {
-			err = notFound(err, "room", t.ID)
-			break
-		}
-		if !room.HasMember(from.ID) {
-			err = Errorf(CodeUnauthorized, "%s is not a member of room %s", from.ID, t.ID)
-			break
-		}
-		r.from = Peer{ID: from.ID, Type: TypeRoom, GID: t.ID}
-		r.to = Peer{ID: t.ID, Type: TypeRoom}
+		r.from = Peer{ID: from.ID, Type: t.Type, GID: t.ID}
+		r.to = Peer{ID: t.ID, Type: t.Type}
 		// Rooms reach online members only and keep nothing
 		// (maxim-spec.md §1.5).
-		for _, m := range room.Members {
-			if m != from.ID && s.Presence.Online(User(m)) {
-				r.recipients = append(r.recipients, User(m))
+		onlineOnly := kind.onlineOnly()
+		if !onlineOnly {
+			r.conv = listKinds[kind].conv(t.ID)
+			r.pushable = true
+		}
+		for _, m := range l.Everyone() {
+			if m == from.ID || onlineOnly && !s.Presence.Online(User(m)) {
+				continue
+			}
+			r.recipients = append(r.recipients, User(m))
+			if r.pushable {
+				offlineCandidates = append(offlineCandidates, m)
 			}
 		}
 	case TypePassenger:

@@ -133,11 +133,12 @@ func (s *Service) ttl(conv Conv) time.Duration {
 	return 0
 }
 
-// lockKey returns the lock guarding a membership object: "g:<gid>",
-// "r:<rid>" or a friend conversation. Senders hold it for reading while they
-// check membership and hand the message to delivery; REST changes to the
-// membership hold it for writing, so once a change returns no send that
-// began before it can still deliver to a removed member.
+// lockKey returns the lock guarding a membership object: a group or room
+// (key ListKind.lockKey) or a friend conversation. Senders hold it for
+// reading while they check membership and hand the message to delivery;
+// REST changes to the membership hold it for writing, so once a change
+// returns no send that began before it can still deliver to a removed
+// member.
 func (s *Service) lockKey(key string) *sync.RWMutex {
 	return &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
 }

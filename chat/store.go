@@ -62,28 +62,24 @@ type Tx interface {
 	// Friendships returns the friendships of uid, ordered by TS ascending.
 	Friendships(uid string) ([]*Friendship, error)
 
-	// Group returns a group.
-	Group(id string) (*Group, error)
-	// PutGroup creates or replaces a group and keeps the member index
-	// (owner and members) in step with it.
+	// MemberList returns group or room id; the result's Kind is kind.
+	MemberList(kind ListKind, id string) (*MemberList, error)
+	// PutMemberList creates or replaces l, a list of kind l.Kind, and keeps
+	// the member index (owner and members) in step with it.
+	PutMemberList(l *MemberList) error
+	// PutGroup and PutRoom are PutMemberList with the kind set, for code
+	// that builds a Group or Room value.
 	PutGroup(g *Group) error
-	// DeleteGroup removes a group and its index entries; missing is no error.
-	DeleteGroup(id string) error
-	// Groups calls fn for every group in id order until fn returns an error.
-	Groups(fn func(*Group) error) error
-	// GroupIDsOf returns the ids of the groups uid owns or is a member of.
-	GroupIDsOf(uid string) ([]string, error)
-
-	// Room returns a room.
-	Room(id string) (*Room, error)
-	// PutRoom creates or replaces a room and keeps the member index in step.
 	PutRoom(r *Room) error
-	// DeleteRoom removes a room and its index entries; missing is no error.
-	DeleteRoom(id string) error
-	// Rooms calls fn for every room in id order until fn returns an error.
-	Rooms(fn func(*Room) error) error
-	// RoomIDsOf returns the ids of the rooms uid is a member of.
-	RoomIDsOf(uid string) ([]string, error)
+	// DeleteMemberList removes a list and its index entries; missing is no
+	// error.
+	DeleteMemberList(kind ListKind, id string) error
+	// MemberLists calls fn for every list of kind in id order until fn
+	// returns an error.
+	MemberLists(kind ListKind, fn func(*MemberList) error) error
+	// MemberListIDsOf returns the ids of the lists of kind uid owns or is a
+	// member of.
+	MemberListIDsOf(kind ListKind, uid string) ([]string, error)
 
 	// Passenger returns a passenger.
 	Passenger(id string) (*PassengerRecord, error)

@@ -105,35 +105,29 @@ func (s *Service) SystemSend(ctx context.Context, kind SystemTarget, target stri
 		if !s.Presence.Online(User(target)) && len(u.Installs) > 0 {
 			pushTo = append(pushTo, u)
 		}
-	case SystemToGroup:
-		mu := s.lockKey("g:" + target)
+	case SystemToGroup, SystemToRoom:
+		list := GroupList
+		if kind == SystemToRoom {
+			list = RoomList
+		}
+		onlineOnly := list.onlineOnly()
+		mu := s.lockKey(list.lockKey(target))
 		mu.RLock()
-		g, err := s.groupMembers(ctx, target)
+		l, err := s.listMembers(ctx, list, target)
 		if err == nil {
-			members := g.Everyone()
+			members := l.Everyone()
 			for _, m := range members {
-				s.Publisher.Publish(User(m), EventSys, b, "")
-			}
-			err = s.offlineUsers(ctx, members, &pushTo)
-		}
-		mu.RUnlock()
-		if err != nil {
-			return notFound(err, "group", target)
-		}
-	case SystemToRoom:
-		mu := s.lockKey("r:" + target)
-		mu.RLock()
-		r, err := s.roomMembers(ctx, target)
-		if err == nil {
-			for _, m := range r.Members {
-				if s.Presence.Online(User(m)) {
+				if !onlineOnly || s.Presence.Online(User(m)) {
 					s.Publisher.Publish(User(m), EventSys, b, "")
 				}
 			}
+			if !onlineOnly {
+				err = s.offlineUsers(ctx, members, &pushTo)
+			}
 		}
 		mu.RUnlock()
 		if err != nil {
-			return notFound(err, "room", target)
+			return notFound(err, list.String(), target)
 		}
 	default:
 		return fmt.Errorf("system message: unknown target kind %d", kind)

@@ -96,45 +96,57 @@ func (f *Friendship) Other(uid string) string {
 	return f.From
 }
 
-// Group is a MaxIM group. Members are stored exactly as given; the owner is an
-// implicit member (maxim-spec.md §1.4, §11 A1).
-type Group struct {
-	ID         string     `json:"id"` // 32 lowercase hex
-	Owner      string     `json:"owner"`
+// ListKind tells the two kinds of member list apart, as Tinode's topic
+// categories do; its values are the MaxIM receiver types. What sets the
+// kinds apart (owner, limit, history, delivery) is data: see listRules.
+type ListKind int
+
+// Kinds of member list.
+const (
+	GroupList ListKind = TypeGroup
+	RoomList  ListKind = TypeRoom
+)
+
+// MemberList is a MaxIM group or chat room. Members are stored exactly as
+// given. A group's owner is an implicit member (maxim-spec.md §1.4, §11
+// A1); a room is a large group with no owner and no history.
+type MemberList struct {
+	Kind       ListKind   `json:"-"`               // from the store key
+	ID         string     `json:"id"`              // 32 lowercase hex
+	Owner      string     `json:"owner,omitempty"` // groups only
 	Members    []string   `json:"members"`
 	Attributes Attributes `json:"attributes"`
 	TS         int64      `json:"ts"` // creation
 }
 
+// Group and Room are MemberList under the names code that builds one uses
+// (Tx.PutGroup, Tx.PutRoom).
+type (
+	Group = MemberList
+	Room  = MemberList
+)
+
 // HasMember reports whether uid is the owner or a listed member.
-func (g *Group) HasMember(uid string) bool {
-	return g.Owner == uid || contains(g.Members, uid)
+func (l *MemberList) HasMember(uid string) bool {
+	return (l.Owner != "" && l.Owner == uid) || contains(l.Members, uid)
 }
 
-// Everyone returns the owner and the members, without duplicates.
-func (g *Group) Everyone() []string {
-	out := make([]string, 0, len(g.Members)+1)
-	if g.Owner != "" {
-		out = append(out, g.Owner)
+// Everyone returns the owner and the members, without duplicates. Without
+// an owner it is Members itself (no copy for a room of 1,000 on every
+// message), so callers only read it.
+func (l *MemberList) Everyone() []string {
+	if l.Owner == "" {
+		return l.Members
 	}
-	for _, m := range g.Members {
-		if m != g.Owner {
+	out := make([]string, 0, len(l.Members)+1)
+	out = append(out, l.Owner)
+	for _, m := range l.Members {
+		if m != l.Owner {
 			out = append(out, m)
 		}
 	}
 	return out
 }
-
-// Room is a MaxIM chat room: a large group with no owner and no history.
-type Room struct {
-	ID         string     `json:"id"`
-	Members    []string   `json:"members"`
-	Attributes Attributes `json:"attributes"`
-	TS         int64      `json:"ts"` // creation
-}
-
-// HasMember reports whether uid is a member.
-func (r *Room) HasMember(uid string) bool { return contains(r.Members, uid) }
 
 // PassengerRecord is a visitor with free-form attributes.
 type PassengerRecord struct {

@@ -42,6 +42,14 @@ func (k AttrKind) String() string {
 	return "object"
 }
 
+// list returns the kind of member list of AttrGroup or AttrRoom.
+func (k AttrKind) list() ListKind {
+	if k == AttrGroup {
+		return GroupList
+	}
+	return RoomList
+}
+
 // UserDetail is a user context with its live session count and the ids of
 // its friends, groups (owned ones included) and rooms (U2).
 type UserDetail struct {
@@ -74,11 +82,11 @@ func (s *Service) User(ctx context.Context, uid string) (*UserDetail, error) {
 		if err != nil {
 			return err
 		}
-		gids, err := tx.GroupIDsOf(uid)
+		gids, err := tx.MemberListIDsOf(GroupList, uid)
 		if err != nil {
 			return err
 		}
-		rids, err := tx.RoomIDsOf(uid)
+		rids, err := tx.MemberListIDsOf(RoomList, uid)
 		if err != nil {
 			return err
 		}
@@ -254,24 +262,15 @@ func attrObject(tx Tx, kind AttrKind, id string, create bool, now int64, fn func
 		}
 		u.Attributes, u.TS = attrs, now
 		return tx.PutUser(u)
-	case AttrGroup:
-		g, err := tx.Group(id)
+	case AttrGroup, AttrRoom:
+		l, err := tx.MemberList(kind.list(), id)
 		if err != nil {
 			return err
 		}
-		if g.Attributes, err = sizedAttrs(fn(emptyAttrsIfNil(g.Attributes))); err != nil {
+		if l.Attributes, err = sizedAttrs(fn(emptyAttrsIfNil(l.Attributes))); err != nil {
 			return err
 		}
-		return tx.PutGroup(g)
-	case AttrRoom:
-		r, err := tx.Room(id)
-		if err != nil {
-			return err
-		}
-		if r.Attributes, err = sizedAttrs(fn(emptyAttrsIfNil(r.Attributes))); err != nil {
-			return err
-		}
-		return tx.PutRoom(r)
+		return tx.PutMemberList(l)
 	}
 	return Errorf(CodeInvalid, "unknown object kind")
 }
@@ -284,18 +283,12 @@ func readAttrs(tx Tx, kind AttrKind, id string) (Attributes, error) {
 			return nil, err
 		}
 		return u.Attributes, nil
-	case AttrGroup:
-		g, err := tx.Group(id)
+	case AttrGroup, AttrRoom:
+		l, err := tx.MemberList(kind.list(), id)
 		if err != nil {
 			return nil, err
 		}
-		return g.Attributes, nil
-	case AttrRoom:
-		r, err := tx.Room(id)
-		if err != nil {
-			return nil, err
-		}
-		return r.Attributes, nil
+		return l.Attributes, nil
 	}
 	return nil, Errorf(CodeInvalid, "unknown object kind")
 }

@@ -188,7 +188,7 @@ func TestACL_RemovedGroupMember(t *testing.T) {
 	versions(t, func(t *testing.T, connect connectFn) {
 		e := newEnv(t, nil)
 		ctx := context.Background()
-		gid, err := e.svc.CreateGroup(ctx, chat.NewGroup{Owner: "olga", Members: []string{"alice", "bob"}})
+		gid, err := e.svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "olga", Members: []string{"alice", "bob"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +200,7 @@ func TestACL_RemovedGroupMember(t *testing.T) {
 		if m := bob.Next(t); m.Topic != "users/bob/message" || !contains(m.Payload, "before") {
 			t.Fatalf("before removal: %s %s", m.Topic, m.Payload)
 		}
-		if err := e.svc.RemoveGroupMembers(ctx, gid, []string{"bob"}); err != nil {
+		if err := e.svc.RemoveMembers(ctx, chat.GroupList, gid, []string{"bob"}); err != nil {
 			t.Fatal(err)
 		}
 		if rc := olga.Publish(t, "say/group/"+gid, `{"content":{"body":"after"}}`); rc != 0 {
@@ -215,7 +215,7 @@ func TestACL_RemovedGroupMember(t *testing.T) {
 		expectJSON(t, bob, "users/bob/error", map[string]any{"ack": 1.0, "errorCode": 5003.0, "errorMessage": anyValue})
 
 		// Deleting the group stops delivery too.
-		if err := e.svc.DeleteGroup(ctx, gid); err != nil {
+		if err := e.svc.DeleteMemberList(ctx, chat.GroupList, gid); err != nil {
 			t.Fatal(err)
 		}
 		if rc := olga.Publish(t, "say/group/"+gid, `{"content":{"body":"gone"},"ack":2}`); olga.Version() == 5 && rc != 0x90 {

@@ -6,155 +6,205 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
+// listAPI is what differs between the group endpoints (G1–G16,
+// maxim-spec.md §3.3) and the room endpoints (R1–R14, §3.4); one set of
+// handlers serves both.
+type listAPI struct {
+	kind  chat.ListKind
+	path  string // "/groups"
+	param string // the id's route parameter: "gid"
+	attrs chat.AttrKind
+	// adminUpdate: PUT needs the admin key (G4; R4 does not).
+	adminUpdate bool
+	// renames: PUT takes "name" (R4). G4 processes only owner and members;
+	// name and other fields are ignored (maxim-spec.md §11 A4).
+	renames bool
+}
+
+var (
+	groupAPI = listAPI{kind: chat.GroupList, path: "/groups", param: "gid", attrs: chat.AttrGroup, adminUpdate: true}
+	roomAPI  = listAPI{kind: chat.RoomList, path: "/rooms", param: "rid", attrs: chat.AttrRoom, renames: true}
+)
+
 // routeGroups registers G1–G16 (maxim-spec.md §3.3).
 func (s *Server) routeGroups(r fiber.Router) {
-	r.Post("/groups", s.createGroup)
-	r.Get("/groups", s.searchGroups)
-	r.Get("/groups/:gid", s.getGroup)
-	r.Post("/groups/:gid", s.getGroup) // G3b: SDK-JS4 load() posts a null body
-	r.Put("/groups/:gid", s.adminOnly(s.updateGroup))
-	r.Delete("/groups/:gid", s.adminOnly(s.deleteGroup))
-	s.routeAttributes(r, "/groups/:gid", "gid", chat.AttrGroup)
-	r.Post("/groups/:gid/members", s.groupMembers(true, false))
-	r.Delete("/groups/:gid/members", s.groupMembers(false, false))
-	r.Post("/groups/:gid/members/:uid", s.groupMembers(true, true))
-	r.Delete("/groups/:gid/members/:uid", s.groupMembers(false, true))
+	s.routeLists(r, groupAPI)
 	r.Get("/groups/:gid/chats", s.groupChats)
 	r.Delete("/groups/:gid/chats", s.adminOnly(s.clearGroupChats))
 }
 
-// groupDTO is G3: no id field, as in the spec example.
-type groupDTO struct {
-	Owner      string          `json:"owner"`
-	Members    []string        `json:"members"`
-	Attributes chat.Attributes `json:"attributes"`
-	TS         int64           `json:"ts"`
+// routeRooms registers R1–R14 (maxim-spec.md §3.4). Rooms keep no history,
+// so there is no /chats.
+func (s *Server) routeRooms(r fiber.Router) { s.routeLists(r, roomAPI) }
+
+func (s *Server) routeLists(r fiber.Router, api listAPI) {
+	one := api.path + "/:" + api.param
+	update := s.updateList(api)
+	if api.adminUpdate {
+		update = s.adminOnly(update)
+	}
+	r.Post(api.path, s.createList(api))
+	r.Get(api.path, s.searchLists(api))
+	r.Get(one, s.getList(api))
+	r.Post(one, s.getList(api)) // G3b, R3b: SDK-JS4 load() posts a null body
+	r.Put(one, update)
+	r.Delete(one, s.adminOnly(s.deleteList(api)))
+	s.routeAttributes(r, one, api.param, api.attrs)
+	r.Post(one+"/members", s.listMembers(api, true, false))
+	r.Delete(one+"/members", s.listMembers(api, false, false))
+	r.Post(one+"/members/:uid", s.listMembers(api, true, true))
+	r.Delete(one+"/members/:uid", s.listMembers(api, false, true))
 }
 
-// groupItemDTO is a group in a list: G2 search hits and U13 details (with
-// recent, omitted when there is none).
-type groupItemDTO struct {
-	ID         string          `json:"id"`
-	Owner      string          `json:"owner"`
+// listDTO is a group or room: G3 and R3 have no id field, as in the spec
+// examples; G2/R2 search hits and U13/U14 details have one. Only groups
+// have an owner (shown even when empty) and a recent record (omitted when
+// there is none).
+type listDTO struct {
+	ID         string          `json:"id,omitempty"`
+	Owner      *string         `json:"owner,omitempty"`
 	Members    []string        `json:"members"`
 	Attributes chat.Attributes `json:"attributes"`
 	TS         int64           `json:"ts"`
 	Recent     *recordDTO      `json:"recent,omitempty"`
 }
 
-func toGroupItem(g *chat.Group, recent *chat.Record) groupItemDTO {
-	return groupItemDTO{ID: g.ID, Owner: g.Owner, Members: g.Members, Attributes: g.Attributes, TS: g.TS, Recent: toRecord(recent)}
+// toList returns the DTO of l; withID adds the id (list items).
+func toList(l *chat.MemberList, withID bool, recent *chat.Record) listDTO {
+	d := listDTO{Members: l.Members, Attributes: l.Attributes, TS: l.TS, Recent: toRecord(recent)}
+	if withID {
+		d.ID = l.ID
+	}
+	if l.Kind.Owned() {
+		d.Owner = &l.Owner
+	}
+	return d
 }
 
-// createGroup is G1: {"owner", "members"?, "name"?, "attributes"?} → 201
-// with the id as a JSON string.
-func (s *Server) createGroup(c *fiber.Ctx) error {
-	m, err := s.readObject(c)
-	if err != nil {
-		return err
-	}
-	owner, err := stringField(m, "owner")
-	if err != nil {
-		return err
-	}
-	attrs, err := attributesField(m)
-	if err != nil {
-		return err
-	}
-	gid, err := s.svc.CreateGroup(reqCtx(c), chat.NewGroup{
-		Owner:      owner,
-		Members:    members(m["members"]),
-		Attributes: nameIntoAttributes(m, attrs),
-	})
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(gid)
-}
-
-func (s *Server) searchGroups(c *fiber.Ctx) error {
-	q, err := chat.ParseSearch(queryPairs(c))
-	if err != nil {
-		return err
-	}
-	groups, err := s.svc.SearchGroups(reqCtx(c), q)
-	if err != nil {
-		return err
-	}
-	out := make([]groupItemDTO, 0, len(groups))
-	for _, g := range groups {
-		out = append(out, toGroupItem(g, nil))
-	}
-	return c.JSON(out)
-}
-
-func (s *Server) getGroup(c *fiber.Ctx) error {
-	gid, err := pathParam(c, "gid")
-	if err != nil {
-		return err
-	}
-	g, err := s.svc.Group(reqCtx(c), gid)
-	if err != nil {
-		return err
-	}
-	return c.JSON(groupDTO{Owner: g.Owner, Members: g.Members, Attributes: g.Attributes, TS: g.TS})
-}
-
-// updateGroup is G4: only owner and members are processed; name and other
-// fields are ignored (maxim-spec.md §11 A4).
-func (s *Server) updateGroup(c *fiber.Ctx) error {
-	gid, err := pathParam(c, "gid")
-	if err != nil {
-		return err
-	}
-	m, err := s.readObject(c)
-	if err != nil {
-		return err
-	}
-	var u chat.GroupUpdate
-	if raw, ok := m["owner"]; ok && !emptyJSON(raw) {
-		if u.Owner, err = stringField(m, "owner"); err != nil {
+// createList is G1 {"owner", "members"?, "name"?, "attributes"?} and R1
+// {"members"?, "name"?, "attributes"?} → 201 with the id as a JSON string.
+func (s *Server) createList(api listAPI) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		m, err := s.readObject(c)
+		if err != nil {
 			return err
 		}
-		if u.Owner == "" {
-			return chat.Errorf(chat.CodeInvalid, "owner must not be empty")
+		var owner string
+		if api.kind.Owned() {
+			if owner, err = stringField(m, "owner"); err != nil {
+				return err
+			}
 		}
+		attrs, err := attributesField(m)
+		if err != nil {
+			return err
+		}
+		id, err := s.svc.CreateMemberList(reqCtx(c), api.kind, chat.NewMemberList{
+			Owner:      owner,
+			Members:    members(m["members"]),
+			Attributes: nameIntoAttributes(m, attrs),
+		})
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusCreated).JSON(id)
 	}
-	if raw, ok := m["members"]; ok && !emptyJSON(raw) {
-		u.Members = members(raw)
-	}
-	if err := s.svc.UpdateGroup(reqCtx(c), gid, u); err != nil {
-		return err
-	}
-	return created(c)
 }
 
-func (s *Server) deleteGroup(c *fiber.Ctx) error {
-	gid, err := pathParam(c, "gid")
-	if err != nil {
-		return err
-	}
-	if err := s.svc.DeleteGroup(reqCtx(c), gid); err != nil {
-		return err
-	}
-	return noContent(c)
-}
-
-// groupMembers serves G11–G14: add or remove, with the ids in the body
-// ({"members":[...]}) or the one id in the path.
-func (s *Server) groupMembers(add, single bool) fiber.Handler {
+func (s *Server) searchLists(api listAPI) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		gid, ids, err := s.memberArgs(c, "gid", single)
+		q, err := chat.ParseSearch(queryPairs(c))
+		if err != nil {
+			return err
+		}
+		lists, err := s.svc.SearchMemberLists(reqCtx(c), api.kind, q)
+		if err != nil {
+			return err
+		}
+		out := make([]listDTO, 0, len(lists))
+		for _, l := range lists {
+			out = append(out, toList(l, true, nil))
+		}
+		return c.JSON(out)
+	}
+}
+
+func (s *Server) getList(api listAPI) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathParam(c, api.param)
+		if err != nil {
+			return err
+		}
+		l, err := s.svc.MemberList(reqCtx(c), api.kind, id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toList(l, false, nil))
+	}
+}
+
+// updateList is G4 (owner and members) and R4 ("members" replaces the
+// list, "name" sets attributes.name).
+func (s *Server) updateList(api listAPI) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathParam(c, api.param)
+		if err != nil {
+			return err
+		}
+		m, err := s.readObject(c)
+		if err != nil {
+			return err
+		}
+		var u chat.MemberListUpdate
+		if raw, ok := m["owner"]; ok && !emptyJSON(raw) && api.kind.Owned() {
+			if u.Owner, err = stringField(m, "owner"); err != nil {
+				return err
+			}
+			if u.Owner == "" {
+				return chat.Errorf(chat.CodeInvalid, "owner must not be empty")
+			}
+		}
+		if raw, ok := m["members"]; ok && !emptyJSON(raw) {
+			u.Members = members(raw)
+		}
+		if raw, ok := m["name"]; ok && !emptyJSON(raw) && api.renames {
+			u.Name = raw
+		}
+		if err := s.svc.UpdateMemberList(reqCtx(c), api.kind, id, u); err != nil {
+			return err
+		}
+		return created(c)
+	}
+}
+
+func (s *Server) deleteList(api listAPI) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathParam(c, api.param)
+		if err != nil {
+			return err
+		}
+		if err := s.svc.DeleteMemberList(reqCtx(c), api.kind, id); err != nil {
+			return err
+		}
+		return noContent(c)
+	}
+}
+
+// listMembers serves G11–G14 and R11–R14: add or remove, with the ids in
+// the body ({"members":[...]}) or the one id in the path.
+func (s *Server) listMembers(api listAPI, add, single bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, ids, err := s.memberArgs(c, api.param, single)
 		if err != nil {
 			return err
 		}
 		if add {
-			if err := s.svc.AddGroupMembers(reqCtx(c), gid, ids); err != nil {
+			if err := s.svc.AddMembers(reqCtx(c), api.kind, id, ids); err != nil {
 				return err
 			}
 			return created(c)
 		}
-		if err := s.svc.RemoveGroupMembers(reqCtx(c), gid, ids); err != nil {
+		if err := s.svc.RemoveMembers(reqCtx(c), api.kind, id, ids); err != nil {
 			return err
 		}
 		return noContent(c)
@@ -176,6 +226,33 @@ func (s *Server) memberArgs(c *fiber.Ctx, param string, single bool) (string, []
 	}
 	ids, err := s.readMembers(c)
 	return id, ids, err
+}
+
+// userLists is U13 (/ctx/:uid/groups) and U14 (/ctx/:uid/rooms): the ids,
+// or with ?detail the lists (groups with their recent record).
+func (s *Server) userLists(kind chat.ListKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		uid, err := pathParam(c, "uid")
+		if err != nil {
+			return err
+		}
+		if !queryFlag(c, "detail") {
+			ids, err := s.svc.MemberListIDsOf(reqCtx(c), kind, uid)
+			if err != nil {
+				return err
+			}
+			return c.JSON(ids)
+		}
+		items, err := s.svc.MemberListDetailsOf(reqCtx(c), kind, uid)
+		if err != nil {
+			return err
+		}
+		out := make([]listDTO, 0, len(items))
+		for i := range items {
+			out = append(out, toList(&items[i].MemberList, true, items[i].Recent))
+		}
+		return c.JSON(out)
+	}
 }
 
 func (s *Server) groupChats(c *fiber.Ctx) error {

@@ -23,8 +23,8 @@ func (s *Server) routeUsers(r fiber.Router) {
 	r.Post("/ctx/:uid/friends/:fid", s.addFriend)
 	r.Delete("/ctx/:uid/friends/:fid", s.unfriend)
 	r.Get("/ctx/:uid/friends/:fid/chats", s.friendChats)
-	r.Get("/ctx/:uid/groups", s.userGroups)
-	r.Get("/ctx/:uid/rooms", s.userRooms)
+	r.Get("/ctx/:uid/groups", s.userLists(chat.GroupList))
+	r.Get("/ctx/:uid/rooms", s.userLists(chat.RoomList))
 	r.Get("/ctx/:uid/strangers", s.listStrangers)
 	r.Get("/ctx/:uid/strangers/:sid", s.getStranger)
 	r.Get("/ctx/:uid/strangers/:sid/chats", s.strangerChats)
@@ -308,48 +308,6 @@ func (s *Server) friendChats(c *fiber.Ctx) error {
 	return history(c, func(ts int64, limit int) ([]chat.Record, error) {
 		return s.svc.FriendHistory(reqCtx(c), ids[0], ids[1], ts, limit)
 	})
-}
-
-func (s *Server) userGroups(c *fiber.Ctx) error {
-	uid, err := pathParam(c, "uid")
-	if err != nil {
-		return err
-	}
-	if !queryFlag(c, "detail") {
-		ids, err := s.svc.GroupIDsOf(reqCtx(c), uid)
-		if err != nil {
-			return err
-		}
-		return c.JSON(ids)
-	}
-	items, err := s.svc.GroupDetailsOf(reqCtx(c), uid)
-	if err != nil {
-		return err
-	}
-	out := make([]groupItemDTO, 0, len(items))
-	for i := range items {
-		out = append(out, toGroupItem(&items[i].Group, items[i].Recent))
-	}
-	return c.JSON(out)
-}
-
-func (s *Server) userRooms(c *fiber.Ctx) error {
-	uid, err := pathParam(c, "uid")
-	if err != nil {
-		return err
-	}
-	if !queryFlag(c, "detail") {
-		ids, err := s.svc.RoomIDsOf(reqCtx(c), uid)
-		if err != nil {
-			return err
-		}
-		return c.JSON(ids)
-	}
-	rooms, err := s.svc.RoomDetailsOf(reqCtx(c), uid)
-	if err != nil {
-		return err
-	}
-	return c.JSON(toRoomItems(rooms))
 }
 
 // listStrangers is U15: skip and limit without underscore, ids=a,b,c and

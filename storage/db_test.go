@@ -313,10 +313,10 @@ func TestDB_Reopen(t *testing.T) {
 		if _, err := tx.Friendship("bob", "alice"); err != nil {
 			t.Errorf("Friendship() error = %v", err)
 		}
-		if ids, err := tx.GroupIDsOf("bob"); err != nil || len(ids) != 1 {
+		if ids, err := tx.MemberListIDsOf(chat.GroupList, "bob"); err != nil || len(ids) != 1 {
 			t.Errorf("GroupIDsOf(bob) = %v, %v", ids, err)
 		}
-		if ids, err := tx.RoomIDsOf("carol"); err != nil || len(ids) != 1 {
+		if ids, err := tx.MemberListIDsOf(chat.RoomList, "carol"); err != nil || len(ids) != 1 {
 			t.Errorf("RoomIDsOf(carol) = %v, %v", ids, err)
 		}
 		if _, err := tx.Passenger("p1"); err != nil {

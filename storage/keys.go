@@ -25,6 +25,13 @@ const (
 	tagConvCursor = "q"  // q␀<conv>                     → <seq:8><ts:8>
 )
 
+// listTags are the tags of each kind of member list: its objects and its
+// user index. Groups and rooms share all code but keep their own keys.
+var listTags = map[chat.ListKind]struct{ list, index string }{
+	chat.GroupList: {tagGroup, tagUserGroup},
+	chat.RoomList:  {tagRoom, tagUserRoom},
+}
+
 const sep = '\x00'
 
 // key joins a tag and parts with NUL.

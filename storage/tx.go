@@ -193,27 +193,37 @@ func (t *tx) Friendships(uid string) ([]*chat.Friendship, error) {
 	return out, nil
 }
 
-// Groups.
+// Member lists: groups and rooms, one code path over the tags of
+// listTags.
 
-// Group returns group id or a CodeNotFound error.
-func (t *tx) Group(id string) (*chat.Group, error) {
-	if badPart(id) {
-		return nil, chat.Errorf(chat.CodeNotFound, "group %q not found", id)
+// MemberList returns group or room id or a CodeNotFound error.
+func (t *tx) MemberList(kind chat.ListKind, id string) (*chat.MemberList, error) {
+	tags, ok := listTags[kind]
+	if !ok || badPart(id) {
+		return nil, chat.Errorf(chat.CodeNotFound, "%s %q not found", kind, id)
 	}
-	return get[chat.Group](t, key(tagGroup, id), "group", id)
+	l, err := get[chat.MemberList](t, key(tags.list, id), kind.String(), id)
+	if l != nil {
+		l.Kind = kind
+	}
+	return l, err
 }
 
-// PutGroup stores g and moves the ug␀<uid>␀<gid> index from the old owner ∪
-// members to the new ones.
-func (t *tx) PutGroup(g *chat.Group) error {
-	if err := checkParts("group", g.ID); err != nil {
+// PutMemberList stores l and moves the member index (ug␀<uid>␀<gid> or
+// ur␀<uid>␀<rid>) from the old owner ∪ members to the new ones.
+func (t *tx) PutMemberList(l *chat.MemberList) error {
+	tags, ok := listTags[l.Kind]
+	if !ok {
+		return chat.Errorf(chat.CodeInvalid, "unknown member list kind %d", l.Kind)
+	}
+	if err := checkParts(l.Kind.String(), l.ID); err != nil {
 		return err
 	}
-	next := g.Everyone()
+	next := l.Everyone()
 	if err := checkParts("member", next...); err != nil {
 		return err
 	}
-	old, err := find[chat.Group](t, key(tagGroup, g.ID), "group", g.ID)
+	old, err := find[chat.MemberList](t, key(tags.list, l.ID), l.Kind.String(), l.ID)
 	if err != nil {
 		return err
 	}
@@ -221,98 +231,63 @@ func (t *tx) PutGroup(g *chat.Group) error {
 	if old != nil {
 		prev = old.Everyone()
 	}
-	if err := t.reindex(tagUserGroup, g.ID, prev, next); err != nil {
+	if err := t.reindex(tags.index, l.ID, prev, next); err != nil {
 		return err
 	}
-	return t.set(key(tagGroup, g.ID), g, "group", g.ID)
+	return t.set(key(tags.list, l.ID), l, l.Kind.String(), l.ID)
 }
 
-// DeleteGroup removes group id and its index entries.
-func (t *tx) DeleteGroup(id string) error {
-	if badPart(id) {
-		return nil
-	}
-	old, err := find[chat.Group](t, key(tagGroup, id), "group", id)
-	if err != nil || old == nil {
-		return err
-	}
-	if err := t.reindex(tagUserGroup, id, old.Everyone(), nil); err != nil {
-		return err
-	}
-	return t.del(key(tagGroup, id), "group", id)
+// PutGroup stores a copy of g as a group.
+func (t *tx) PutGroup(g *chat.Group) error {
+	l := *g
+	l.Kind = chat.GroupList
+	return t.PutMemberList(&l)
 }
 
-// Groups calls fn for every group in id order until fn returns an error.
-func (t *tx) Groups(fn func(*chat.Group) error) error {
-	return scanJSON(t, prefix(tagGroup), "group", fn)
-}
-
-// GroupIDsOf returns the ids of the groups uid owns or belongs to, in id order.
-func (t *tx) GroupIDsOf(uid string) ([]string, error) {
-	if badPart(uid) {
-		return []string{}, nil
-	}
-	return t.ids(prefix(tagUserGroup, uid))
-}
-
-// Rooms.
-
-// Room returns room id or a CodeNotFound error.
-func (t *tx) Room(id string) (*chat.Room, error) {
-	if badPart(id) {
-		return nil, chat.Errorf(chat.CodeNotFound, "room %q not found", id)
-	}
-	return get[chat.Room](t, key(tagRoom, id), "room", id)
-}
-
-// PutRoom stores r and moves the ur␀<uid>␀<rid> index to the new members.
+// PutRoom stores a copy of r as a room.
 func (t *tx) PutRoom(r *chat.Room) error {
-	if err := checkParts("room", r.ID); err != nil {
-		return err
-	}
-	if err := checkParts("member", r.Members...); err != nil {
-		return err
-	}
-	old, err := find[chat.Room](t, key(tagRoom, r.ID), "room", r.ID)
-	if err != nil {
-		return err
-	}
-	var prev []string
-	if old != nil {
-		prev = old.Members
-	}
-	if err := t.reindex(tagUserRoom, r.ID, prev, r.Members); err != nil {
-		return err
-	}
-	return t.set(key(tagRoom, r.ID), r, "room", r.ID)
+	l := *r
+	l.Kind = chat.RoomList
+	return t.PutMemberList(&l)
 }
 
-// DeleteRoom removes room id and its index entries.
-func (t *tx) DeleteRoom(id string) error {
-	if badPart(id) {
+// DeleteMemberList removes group or room id and its index entries.
+func (t *tx) DeleteMemberList(kind chat.ListKind, id string) error {
+	tags, ok := listTags[kind]
+	if !ok || badPart(id) {
 		return nil
 	}
-	old, err := find[chat.Room](t, key(tagRoom, id), "room", id)
+	old, err := find[chat.MemberList](t, key(tags.list, id), kind.String(), id)
 	if err != nil || old == nil {
 		return err
 	}
-	if err := t.reindex(tagUserRoom, id, old.Members, nil); err != nil {
+	if err := t.reindex(tags.index, id, old.Everyone(), nil); err != nil {
 		return err
 	}
-	return t.del(key(tagRoom, id), "room", id)
+	return t.del(key(tags.list, id), kind.String(), id)
 }
 
-// Rooms calls fn for every room in id order until fn returns an error.
-func (t *tx) Rooms(fn func(*chat.Room) error) error {
-	return scanJSON(t, prefix(tagRoom), "room", fn)
+// MemberLists calls fn for every list of kind in id order until fn returns
+// an error.
+func (t *tx) MemberLists(kind chat.ListKind, fn func(*chat.MemberList) error) error {
+	tags, ok := listTags[kind]
+	if !ok {
+		return chat.Errorf(chat.CodeInvalid, "unknown member list kind %d", kind)
+	}
+	return scanJSON(t, prefix(tags.list), kind.String(), func(l *chat.MemberList) error {
+		l.Kind = kind
+		return fn(l)
+	})
 }
 
-// RoomIDsOf returns the ids of the rooms uid belongs to, in id order.
-func (t *tx) RoomIDsOf(uid string) ([]string, error) {
-	if badPart(uid) {
+// MemberListIDsOf returns the ids of the lists of kind uid owns or belongs
+// to, in id order.
+func (t *tx) MemberListIDsOf(kind chat.ListKind, uid string) ([]string, error) {
+	tags, ok := listTags[kind]
+	if !ok || badPart(uid) {
 		return []string{}, nil
 	}
-	return t.ids(prefix(tagUserRoom, uid))
+	return t.ids(prefix(tags.index, uid))
 }
 
 // reindex writes only the difference between the member sets prev and next

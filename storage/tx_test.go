@@ -3,8 +3,11 @@ package storage
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/mqim/mqim/chat"
 )
@@ -163,43 +166,81 @@ func assertIDs(tb testing.TB, what string, got []string, err error, want []strin
 	}
 }
 
-func TestTx_Group(t *testing.T) {
-	db := newTestDB(t)
-	groupsOf := func(uid string, want ...string) {
+// listFixture opens a store for the member-list tests of kind. listsOf
+// checks the lists of kind a user belongs to; put stores a list as kind.
+func listFixture(t *testing.T, kind chat.ListKind) (db *DB, listsOf func(uid string, want ...string), put func(*chat.MemberList)) {
+	db = newTestDB(t)
+	listsOf = func(uid string, want ...string) {
 		t.Helper()
 		if want == nil {
 			want = []string{}
 		}
 		mustView(t, db, func(tx chat.Tx) error {
-			ids, err := tx.GroupIDsOf(uid)
-			assertIDs(t, "GroupIDsOf("+uid+")", ids, err, want)
+			ids, err := tx.MemberListIDsOf(kind, uid)
+			assertIDs(t, fmt.Sprintf("MemberListIDsOf(%s, %s)", kind, uid), ids, err, want)
 			return nil
 		})
 	}
-	put := func(g *chat.Group) {
+	put = func(l *chat.MemberList) {
 		t.Helper()
-		mustUpdate(t, db, func(tx chat.Tx) error { return tx.PutGroup(g) })
+		l.Kind = kind
+		mustUpdate(t, db, func(tx chat.Tx) error { return tx.PutMemberList(l) })
 	}
+	return db, listsOf, put
+}
 
+// checkList checks that list id of kind reads back as want (nil: missing,
+// with CodeNotFound).
+func checkList(t *testing.T, db *DB, kind chat.ListKind, id string, want *chat.MemberList) {
+	t.Helper()
 	mustView(t, db, func(tx chat.Tx) error {
-		if _, err := tx.Group("g1"); chat.ErrorCode(err) != chat.CodeNotFound {
-			t.Errorf("Group(missing) code = %d, want %d", chat.ErrorCode(err), chat.CodeNotFound)
+		got, err := tx.MemberList(kind, id)
+		if want == nil && chat.ErrorCode(err) != chat.CodeNotFound {
+			t.Errorf("MemberList(%s, %s) = %+v, %v; want not found", kind, id, got, err)
+		}
+		if want != nil && (err != nil || !reflect.DeepEqual(got, want)) {
+			t.Errorf("MemberList(%s, %s) = %+v, %v; want %+v", kind, id, got, err, want)
 		}
 		return nil
 	})
+}
+
+// checkLists checks the ids MemberLists visits for kind.
+func checkLists(t *testing.T, db *DB, kind chat.ListKind, want ...string) {
+	t.Helper()
+	mustView(t, db, func(tx chat.Tx) error {
+		var ids []string
+		err := tx.MemberLists(kind, func(l *chat.MemberList) error {
+			if l.Kind != kind {
+				t.Errorf("MemberLists(%s) visits %s of kind %s", kind, l.ID, l.Kind)
+			}
+			ids = append(ids, l.ID)
+			return nil
+		})
+		assertIDs(t, fmt.Sprintf("MemberLists(%s)", kind), ids, err, want)
+		return nil
+	})
+}
+
+// deleteList deletes list id twice: the second time is no error.
+func deleteList(t *testing.T, db *DB, kind chat.ListKind, id string) {
+	t.Helper()
+	for range 2 {
+		mustUpdate(t, db, func(tx chat.Tx) error { return tx.DeleteMemberList(kind, id) })
+	}
+	checkList(t, db, kind, id, nil)
+}
+
+func TestTx_Group(t *testing.T) {
+	db, groupsOf, put := listFixture(t, chat.GroupList)
+	checkList(t, db, chat.GroupList, "g1", nil)
 
 	g1 := &chat.Group{ID: "g1", Owner: "alice", Members: []string{"bob", "carol"},
 		Attributes: chat.Attributes{"name": json.RawMessage(`"fans"`)}, TS: 7}
 	put(g1)
 	// The owner listed as a member too is indexed once.
 	put(&chat.Group{ID: "g2", Owner: "bob", Members: []string{"bob", "alice"}})
-	mustView(t, db, func(tx chat.Tx) error {
-		got, err := tx.Group("g1")
-		if err != nil || !reflect.DeepEqual(got, g1) {
-			t.Errorf("Group(g1) = %+v, %v; want %+v", got, err, g1)
-		}
-		return nil
-	})
+	checkList(t, db, chat.GroupList, "g1", g1)
 	groupsOf("alice", "g1", "g2")
 	groupsOf("bob", "g1", "g2")
 	groupsOf("carol", "g1")
@@ -213,26 +254,13 @@ func TestTx_Group(t *testing.T) {
 	groupsOf("dave", "g1")
 	groupsOf("erin", "g1")
 	groupsOf("bob", "g1", "g2")
-
-	mustView(t, db, func(tx chat.Tx) error {
-		var ids []string
-		err := tx.Groups(func(g *chat.Group) error { ids = append(ids, g.ID); return nil })
-		assertIDs(t, "Groups()", ids, err, []string{"g1", "g2"})
-		return nil
-	})
+	checkLists(t, db, chat.GroupList, "g1", "g2")
 
 	// Delete removes the group and every index entry; again is no error.
-	mustUpdate(t, db, func(tx chat.Tx) error { return tx.DeleteGroup("g1") })
-	mustUpdate(t, db, func(tx chat.Tx) error { return tx.DeleteGroup("g1") })
+	deleteList(t, db, chat.GroupList, "g1")
 	groupsOf("dave")
 	groupsOf("erin")
 	groupsOf("bob", "g2")
-	mustView(t, db, func(tx chat.Tx) error {
-		if _, err := tx.Group("g1"); !chat.IsNotFound(err) {
-			t.Errorf("Group(deleted) error = %v, want not found", err)
-		}
-		return nil
-	})
 
 	// A member id that would break the key layout is refused.
 	err := db.Update(t.Context(), func(tx chat.Tx) error {
@@ -244,39 +272,12 @@ func TestTx_Group(t *testing.T) {
 }
 
 func TestTx_Room(t *testing.T) {
-	db := newTestDB(t)
-	roomsOf := func(uid string, want ...string) {
-		t.Helper()
-		if want == nil {
-			want = []string{}
-		}
-		mustView(t, db, func(tx chat.Tx) error {
-			ids, err := tx.RoomIDsOf(uid)
-			assertIDs(t, "RoomIDsOf("+uid+")", ids, err, want)
-			return nil
-		})
-	}
-	put := func(r *chat.Room) {
-		t.Helper()
-		mustUpdate(t, db, func(tx chat.Tx) error { return tx.PutRoom(r) })
-	}
-
-	mustView(t, db, func(tx chat.Tx) error {
-		if _, err := tx.Room("r1"); chat.ErrorCode(err) != chat.CodeNotFound {
-			t.Errorf("Room(missing) code = %d, want %d", chat.ErrorCode(err), chat.CodeNotFound)
-		}
-		return nil
-	})
+	db, roomsOf, put := listFixture(t, chat.RoomList)
+	checkList(t, db, chat.RoomList, "r1", nil)
 	r1 := &chat.Room{ID: "r1", Members: []string{"alice", "bob"}, Attributes: chat.Attributes{}, TS: 3}
 	put(r1)
 	put(&chat.Room{ID: "r0", Members: []string{"bob"}})
-	mustView(t, db, func(tx chat.Tx) error {
-		got, err := tx.Room("r1")
-		if err != nil || !reflect.DeepEqual(got, r1) {
-			t.Errorf("Room(r1) = %+v, %v; want %+v", got, err, r1)
-		}
-		return nil
-	})
+	checkList(t, db, chat.RoomList, "r1", r1)
 	roomsOf("alice", "r1")
 	roomsOf("bob", "r0", "r1")
 
@@ -284,24 +285,52 @@ func TestTx_Room(t *testing.T) {
 	roomsOf("alice")
 	roomsOf("carol", "r1")
 	roomsOf("bob", "r0", "r1")
+	checkLists(t, db, chat.RoomList, "r0", "r1")
 
-	mustView(t, db, func(tx chat.Tx) error {
-		var ids []string
-		err := tx.Rooms(func(r *chat.Room) error { ids = append(ids, r.ID); return nil })
-		assertIDs(t, "Rooms()", ids, err, []string{"r0", "r1"})
-		return nil
-	})
-
-	mustUpdate(t, db, func(tx chat.Tx) error { return tx.DeleteRoom("r1") })
-	mustUpdate(t, db, func(tx chat.Tx) error { return tx.DeleteRoom("r1") })
+	deleteList(t, db, chat.RoomList, "r1")
 	roomsOf("carol")
 	roomsOf("bob", "r0")
-	mustView(t, db, func(tx chat.Tx) error {
-		if _, err := tx.Room("r1"); !chat.IsNotFound(err) {
-			t.Errorf("Room(deleted) error = %v, want not found", err)
+}
+
+// Ensure groups and rooms keep the keys and values of the previous
+// versions, which kept them in separate code: g␀/ug␀ and r␀/ur␀ with the
+// JSON of chat.Group and chat.Room (no owner key for a room), so an
+// existing data directory reads the same; and that a group id is not a
+// room id.
+func TestTx_MemberListKeyLayout(t *testing.T) {
+	db := newTestDB(t)
+	mustUpdate(t, db, func(tx chat.Tx) error {
+		return errors.Join(
+			tx.PutGroup(&chat.Group{ID: "g1", Owner: "alice", Members: []string{"bob"}, Attributes: chat.Attributes{"name": json.RawMessage(`"x"`)}, TS: 7}),
+			tx.PutRoom(&chat.Room{ID: "r1", Members: []string{"carol", "bob"}, TS: 8}),
+		)
+	})
+	want := map[string]string{
+		"g\x00g1":           `{"id":"g1","owner":"alice","members":["bob"],"attributes":{"name":"x"},"ts":7}`,
+		"ug\x00alice\x00g1": "",
+		"ug\x00bob\x00g1":   "",
+		"r\x00r1":           `{"id":"r1","members":["carol","bob"],"attributes":null,"ts":8}`,
+		"ur\x00bob\x00r1":   "",
+		"ur\x00carol\x00r1": "",
+	}
+	got := map[string]string{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			got[string(it.Item().KeyCopy(nil))] = string(v)
 		}
 		return nil
 	})
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("stored = %q, %v\nwant %q", got, err, want)
+	}
+	checkList(t, db, chat.RoomList, "g1", nil)
+	checkList(t, db, chat.GroupList, "r1", nil)
 }
 
 func TestTx_Passenger(t *testing.T) {
@@ -396,8 +425,8 @@ func TestTx_ReadYourWrites(t *testing.T) {
 		if err := tx.PutGroup(&chat.Group{ID: "g", Owner: "alice"}); err != nil {
 			return err
 		}
-		ids, err := tx.GroupIDsOf("alice")
-		assertIDs(t, "GroupIDsOf in tx", ids, err, []string{"g"})
+		ids, err := tx.MemberListIDsOf(chat.GroupList, "alice")
+		assertIDs(t, "MemberListIDsOf in tx", ids, err, []string{"g"})
 		if err := tx.PutFriendship(&chat.Friendship{ID: "f", From: "alice", To: "bob"}); err != nil {
 			return err
 		}
