@@ -251,3 +251,57 @@ func FuzzAppendEvents(f *testing.F) {
 		checkEvents(t, Peer{ID: id, Type: n, GID: gid}, Peer{ID: remark, Type: -n, GID: body}, Content{Media: n, Body: body}, ts, remark, id, seq)
 	})
 }
+
+// BenchmarkParseSayPaths is what the fast path saves: ParseSay against
+// the encoding/json reference it falls back to, on the payloads of
+// BenchmarkParseSay.
+//
+//	go test -run '^$' -bench ParseSayPaths -benchmem ./chat/
+func BenchmarkParseSayPaths(b *testing.B) {
+	says := map[string][]byte{
+		"plain": []byte(`{"content":{"media":0,"body":"3.1234.987654321012"}}`),
+		"full":  []byte(`{"content":{"media":0,"body":"see you at the station at six, bring the tickets"},"remark":"r","ack":17,"push":{"enable":true,"prefix":"A: "}}`),
+	}
+	for _, name := range []string{"plain", "full"} {
+		for _, p := range []struct {
+			path  string
+			parse func([]byte, int) (SayMessage, error)
+		}{{"fast", ParseSay}, {"reference", parseSaySlow}} {
+			b.Run(name+"/"+p.path, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := p.parse(says[name], 65536); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkEventEncoders is what the append encoders save: the message,
+// yourself and ack events of one say, appended against json.Marshal.
+//
+//	go test -run '^$' -bench EventEncoders -benchmem ./chat/
+func BenchmarkEventEncoders(b *testing.B) {
+	m := MessageEvent{From: Peer{ID: "u042", Type: TypeGroup, GID: "g7"}, To: Peer{ID: "g7", Type: TypeGroup},
+		Content: Content{Body: "see you at the station at six, bring the tickets"}, TS: 1700000000000, ID: "0123456789abcdef01234567", Seq: 4242}
+	y := YourselfEvent{To: m.To, Content: m.Content, TS: m.TS, ID: m.ID, Seq: m.Seq}
+	a := AckEvent{Ack: 17, TS: m.TS}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf := appendMessageEvent(make([]byte, 0, 512), &m)
+			buf = appendYourselfEvent(buf[len(buf):], &y)
+			_ = appendAckEvent(make([]byte, 0, 48), &a)
+		}
+	})
+	b.Run("marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = json.Marshal(&m)
+			_, _ = json.Marshal(&y)
+			_, _ = json.Marshal(&a)
+		}
+	})
+}
