@@ -26,7 +26,7 @@ type GroupItem struct {
 
 // CreateGroup creates a group and returns its new 32-hex id (G1). Members
 // are stored as given (deduplicated); the owner is an implicit member.
-// Unknown owner and member ids are created as users (maxim-spec.md §1.2).
+// Unknown owner and member ids are created as users (docs/maxim.md §1.2).
 // Returns CodeInvalid for a missing or bad owner or a bad member id,
 // CodeMemberLimit when owner ∪ members exceeds the group limit, CodeTooLong
 // for oversized attributes.

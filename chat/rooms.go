@@ -20,7 +20,7 @@ type RoomUpdate struct {
 }
 
 // CreateRoom creates a room and returns its new 32-hex id (R1). Unknown
-// member ids are created as users (maxim-spec.md §1.2). Returns CodeInvalid
+// member ids are created as users (docs/maxim.md §1.2). Returns CodeInvalid
 // for a bad member id, CodeMemberLimit past the room limit, CodeTooLong for
 // oversized attributes.
 func (s *Service) CreateRoom(ctx context.Context, nr NewRoom) (string, error) {

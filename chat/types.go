@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Receiver and source types of MaxIM (maxim-spec.md §1.12).
+// Receiver and source types of MaxIM (docs/maxim.md §1.7).
 const (
 	TypeFriend    = 0 // ACTOR: a user, friend chat
 	TypeGroup     = 1
@@ -97,7 +97,7 @@ func (f *Friendship) Other(uid string) string {
 }
 
 // Group is a MaxIM group. Members are stored exactly as given; the owner is an
-// implicit member (maxim-spec.md §1.4, §11 A1).
+// implicit member (docs/maxim.md §1.4, §11 A1).
 type Group struct {
 	ID         string     `json:"id"` // 32 lowercase hex
 	Owner      string     `json:"owner"`
@@ -222,7 +222,7 @@ type PushSettings struct {
 // Enabled reports whether push is allowed (absent or not false).
 func (p *PushSettings) Enabled() bool { return p == nil || p.Enable == nil || *p.Enable }
 
-// Event names: the last level of an inbox topic (protocol.md §3.2).
+// Event names: the last level of an inbox topic (docs/protocol.md §3.2).
 const (
 	EventMessage  = "message"
 	EventYourself = "yourself"
@@ -269,7 +269,7 @@ type AckEvent struct {
 	TS  int64 `json:"ts"`
 }
 
-// ErrorEvent is the payload of the error event (mqim, protocol.md §3.2).
+// ErrorEvent is the payload of the error event (mqim, docs/protocol.md §3.2).
 type ErrorEvent struct {
 	Ack          *int64 `json:"ack,omitempty"`
 	ErrorCode    int    `json:"errorCode"`

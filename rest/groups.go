@@ -6,7 +6,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// routeGroups registers G1–G16 (maxim-spec.md §3.3).
+// routeGroups registers G1–G16 (docs/maxim.md §3.3).
 func (s *Server) routeGroups(r fiber.Router) {
 	r.Post("/groups", s.createGroup)
 	r.Get("/groups", s.searchGroups)
@@ -101,7 +101,7 @@ func (s *Server) getGroup(c *fiber.Ctx) error {
 }
 
 // updateGroup is G4: only owner and members are processed; name and other
-// fields are ignored (maxim-spec.md §11 A4).
+// fields are ignored (docs/maxim.md §11 A4).
 func (s *Server) updateGroup(c *fiber.Ctx) error {
 	gid, err := pathParam(c, "gid")
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// routeRooms registers R1–R14 (maxim-spec.md §3.4). Rooms keep no history,
+// routeRooms registers R1–R14 (docs/maxim.md §3.4). Rooms keep no history,
 // so there is no /chats.
 func (s *Server) routeRooms(r fiber.Router) {
 	r.Post("/rooms", s.createRoom)
