@@ -163,7 +163,7 @@ func startExternal(t *testing.T) conformance.Broker {
 }
 
 // catalogueDir is the Mosquitto catalogue: $MQIM_CONFORMANCE_DATA, or the
-// copy kept in testdata/mosquitto (see its PROVENANCE.md).
+// copy kept in testdata/mosquitto (see testdata/mosquitto/PROVENANCE.md).
 func catalogueDir(t *testing.T) string {
 	if d := os.Getenv("MQIM_CONFORMANCE_DATA"); d != "" {
 		return d
