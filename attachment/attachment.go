@@ -1,6 +1,6 @@
 // Package attachment keeps uploaded files on disk: server-generated names,
 // sniffed content types, thumbnails for images, and a retention sweeper
-// (maxim-spec.md §6).
+// (docs/maxim.md §6).
 //
 // # Layout
 //
@@ -43,7 +43,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// Defaults of [Options] (maxim-spec.md §1.9, §10).
+// Defaults of [Options] (docs/maxim.md §1.6, §10).
 const (
 	DefaultMaxSize       = 20 << 20 // 20 MiB
 	DefaultRetention     = 7 * 24 * time.Hour
@@ -184,12 +184,12 @@ func (s *Store) DefaultURL() string {
 }
 
 // URL returns the absolute URL of the stored file rel under base:
-// base/attachments/rel (maxim-spec.md §6).
+// base/attachments/rel (docs/maxim.md §6).
 func URL(base, rel string) string {
 	return strings.TrimRight(base, "/") + "/attachments/" + rel
 }
 
-// Errors returned by the store, as MaxIM codes (maxim-spec.md §3.0). The
+// Errors returned by the store, as MaxIM codes (docs/maxim.md §3.0). The
 // messages are safe to show to clients.
 var (
 	errNotFound = chat.Errorf(chat.CodeNotFound, "attachment not found")

@@ -10,7 +10,7 @@ import (
 )
 
 // Defaults of [Options]. Every one is a deliberate bound: mochi's own
-// defaults are open-ended (reliability-notes.md §1.2).
+// defaults are open-ended (docs/reliability.md, "Limits").
 const (
 	DefaultWSPath              = "/mqtt"
 	DefaultMaxPacketSize       = 256 << 10
@@ -114,7 +114,8 @@ func (o *Options) setDefaults() {
 
 // capabilities returns mochi's capabilities with every field chosen here.
 // It starts from NewDefaultServerCapabilities because a hand-built struct
-// leaves MaximumClients at 0, which refuses everyone (mochi-notes.md §1.10).
+// leaves MaximumClients at 0, which refuses everyone (mochi v2.7.9
+// server.go refuses a connection when ClientsConnected >= MaximumClients).
 func (o *Options) capabilities() *mqtt.Capabilities {
 	c := mqtt.NewDefaultServerCapabilities()
 	c.MaximumClients = int64(o.MaxConnections)
@@ -129,7 +130,7 @@ func (o *Options) capabilities() *mqtt.Capabilities {
 	c.TopicAliasMaximum = 0
 	// Shared subscriptions have no place in the protocol (the ACL refuses
 	// $share/...). Retained flags are ignored rather than refused
-	// (protocol.md §3): every client publish is answered by the say hook with
+	// (docs/protocol.md §3): every client publish is answered by the say hook with
 	// CodeSuccessIgnore or a refusal, both of which skip mochi's retain step,
 	// and the server never publishes retained. RetainAvailable stays 1
 	// because 0 makes mochi refuse a CONNECT with a retained will using a
@@ -143,7 +144,7 @@ func (o *Options) capabilities() *mqtt.Capabilities {
 	// QoS 2 stays available so that a 3.1.1 client publishing at QoS 2 gets
 	// the PUBREC it expects; the server itself publishes at QoS 1.
 	c.MaximumQos = 2
-	// MQTT 3.1.1 and 5 only (protocol.md §1); 3.1 ("MQIsdp") is refused.
+	// MQTT 3.1.1 and 5 only (docs/protocol.md §1); 3.1 ("MQIsdp") is refused.
 	c.MinimumProtocolVersion = 4
 	// Acknowledgements carry no copy of the client's User Properties (they
 	// are the sender's own information, MQTT 5 §3.4.2.2.3); mochi copies

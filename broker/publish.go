@@ -14,7 +14,7 @@ import (
 
 var _ chat.Publisher = (*Server)(nil)
 
-// eventQoS is the QoS of every inbox event (protocol.md §3.3): a persistent
+// eventQoS is the QoS of every inbox event (docs/protocol.md §3.3): a persistent
 // session gets what was published while it was away, within the broker's
 // bounds.
 const eventQoS = 1

@@ -6,7 +6,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// Topic levels of the mqim topic scheme (protocol.md §3). Clients publish to
+// Topic levels of the mqim topic scheme (docs/protocol.md §3). Clients publish to
 // send topics say/{kind}/{id} and subscribe inside their own inbox
 // users/{me}/# or passengers/{me}/#, whose last level is the event name.
 const (

@@ -27,7 +27,7 @@ type Key struct {
 	Role  Role
 }
 
-// Authenticator checks MaxIM credentials (maxim-spec.md §2.1) for the one
+// Authenticator checks MaxIM credentials (docs/maxim.md §2.1) for the one
 // app this server hosts.
 type Authenticator struct {
 	AppID string

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Ensure the golden vector of maxim-spec.md §2.1 signs and verifies.
+// Ensure the golden vector of docs/maxim.md §2.1 signs and verifies.
 func TestSign_GoldenVector(t *testing.T) {
 	const key = "MjVvSjJUMTZveUR2d1hoNlVoQ0R1QQ"
 	const want = "da1bb6b56200c84995127c784de90445,1461920236060"

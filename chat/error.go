@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// MaxIM error codes (maxim-spec.md §3.0). The code travels to REST clients in
+// MaxIM error codes (docs/maxim.md §3.0). The code travels to REST clients in
 // the error body and to MQTT clients in the error event.
 const (
 	CodeInvalid         = 5001 // invalid parameter

@@ -19,7 +19,7 @@ type FriendItem struct {
 // AddFriend makes uid and fid friends (U8) and returns the friendship. It is
 // idempotent and order-insensitive: an existing friendship is returned as
 // stored, keeping its original initiator. Unknown users are created
-// (maxim-spec.md §1.2). Returns CodeInvalid for bad ids or uid == fid.
+// (docs/maxim.md §1.2). Returns CodeInvalid for bad ids or uid == fid.
 func (s *Service) AddFriend(ctx context.Context, uid, fid string) (*Friendship, error) {
 	fs, err := s.AddFriends(ctx, uid, []string{fid})
 	if err != nil {

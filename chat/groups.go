@@ -110,7 +110,7 @@ func (r *listRules) checkOwner(owner string) error {
 // CreateMemberList creates a group (G1) or room (R1) and returns its new
 // 32-hex id. Members are stored as given (deduplicated); a group's owner is
 // an implicit member. Unknown owner and member ids are created as users
-// (maxim-spec.md §1.2). Returns CodeInvalid for a missing or bad owner or a
+// (docs/maxim.md §1.2). Returns CodeInvalid for a missing or bad owner or a
 // bad member id, CodeMemberLimit when owner ∪ members exceeds the limit,
 // CodeTooLong for oversized attributes.
 func (s *Service) CreateMemberList(ctx context.Context, kind ListKind, nl NewMemberList) (string, error) {

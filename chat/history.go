@@ -70,7 +70,7 @@ func (s *Service) readHistory(ctx context.Context, conv Conv, ts int64, limit in
 }
 
 // latestRecord returns the latest record of conv still within retention, or
-// nil: the "recent" of detail lists (maxim-spec.md §5.2). The cutoff is
+// nil: the "recent" of detail lists (docs/maxim.md §5.2). The cutoff is
 // unbounded so that a record stamped a little ahead of this clock still
 // counts.
 func (s *Service) latestRecord(ctx context.Context, conv Conv, now int64) (*Record, error) {

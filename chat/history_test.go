@@ -10,7 +10,7 @@ import (
 
 // Ensure records leave history and "recent" once the clock passes their
 // retention, per conversation kind: friend and group 7 days, stranger and
-// passenger 1 year (maxim-spec.md §7).
+// passenger 1 year (docs/maxim.md §7).
 func TestService_Retention(t *testing.T) {
 	svc, now := newService(t)
 	ctx := context.Background()

@@ -9,7 +9,7 @@ import (
 // MaxInstallLen bounds an installation id bound at login.
 const MaxInstallLen = 256
 
-// LoginRequest is a successful real-time login (maxim-spec.md §4.2),
+// LoginRequest is a successful real-time login (docs/maxim.md §4.1),
 // credentials already checked by the transport.
 type LoginRequest struct {
 	Identity Identity
@@ -22,7 +22,7 @@ type LoginRequest struct {
 }
 
 // Login records the effects of a login on the store: a user that does not
-// exist yet is created (a simple login creates users, maxim-spec.md §1.2)
+// exist yet is created (a simple login creates users, docs/maxim.md §1.2)
 // and install is bound to it, without duplicates; a passenger is created or
 // its attributes merged. The live session itself is registered by
 // SessionOpened once the transport has accepted the connection.

@@ -7,7 +7,7 @@ import (
 
 // SessionOpened registers a live session of id (for MQTT, the client id)
 // in s.Presence. When it is the identity's first session (0→1) and id is a
-// user, it announces the user (maxim-spec.md §4.6): online to every online
+// user, it announces the user (docs/maxim.md §4.4): online to every online
 // friend, and when notifyAll is set online_x to every other online identity
 // that is not a friend, passengers included. Passengers cause no presence
 // events. It reports whether this was the first session.

@@ -18,7 +18,7 @@ type Publisher interface {
 	PublishSession(session string, to Identity, event string, payload []byte)
 }
 
-// PushNotification is one offline push (maxim-spec.md §9).
+// PushNotification is one offline push (docs/maxim.md §9).
 type PushNotification struct {
 	User     string        `json:"user"`
 	Installs []string      `json:"installs"`

@@ -8,7 +8,7 @@ import (
 )
 
 // SearchQuery is an attribute search over users, groups or rooms
-// (maxim-spec.md §5.1). Build it with ParseSearch.
+// (docs/maxim.md §5.1). Build it with ParseSearch.
 type SearchQuery struct {
 	Skip  int
 	Limit int

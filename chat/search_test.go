@@ -41,7 +41,7 @@ func attrs(kv ...any) chat.Attributes {
 }
 
 // Ensure _skip, _limit and _sort are controls, other "_" names are
-// reserved, and everything else is a filter, in order (maxim-spec.md §5.1).
+// reserved, and everything else is a filter, in order (docs/maxim.md §5.1).
 func TestParseSearch(t *testing.T) {
 	q, err := chat.ParseSearch([][2]string{
 		{"city", "shanghai"}, {"_skip", "-3"}, {"_limit", "500"}, {"_sort", "score, -age,,-"},

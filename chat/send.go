@@ -19,8 +19,8 @@ type SayTarget struct {
 	ID   string
 }
 
-// SayMessage is a parsed say payload (maxim-spec.md §4.3) without its
-// target, which the transport carries (protocol.md §3.1).
+// SayMessage is a parsed say payload (docs/maxim.md §4.2) without its
+// target, which the transport carries (docs/protocol.md §3.1).
 type SayMessage struct {
 	// ToID and ToType are the payload's own "to", when it has one; a say
 	// whose "to" contradicts its target is refused.
@@ -152,7 +152,7 @@ func parseBody(content, remark, push json.RawMessage, maxBodyLen int) (c Content
 	return c, rem, p, nil
 }
 
-// bodyText normalises a content.body (maxim-spec.md §4.3): a string as is;
+// bodyText normalises a content.body (docs/maxim.md §4.2): a string as is;
 // an array becomes its first element (SDK-JS0 sends the upload result, an
 // array of URLs); any other value becomes its JSON text. ok is false for a
 // missing body: absent, null or an empty array.
@@ -286,8 +286,8 @@ func (m *SayMessage) checkTarget(from Identity, t SayTarget) error {
 	return nil
 }
 
-// Say sends a chat message from a live session (maxim-spec.md §4.3,
-// protocol.md §3.1). payload is the say object; the target comes from the
+// Say sends a chat message from a live session (docs/maxim.md §4.2,
+// docs/protocol.md §3.1). payload is the say object; the target comes from the
 // transport. Say:
 //
 //  1. parses and validates the payload (content.body required, media
@@ -310,7 +310,7 @@ func (m *SayMessage) checkTarget(from Identity, t SayTarget) error {
 // change empties under the write lock (see memberCache).
 //
 // A refused say is neither stored nor delivered; Say returns an *Error with
-// its MaxIM code and also sends the error event to session (protocol.md
+// its MaxIM code and also sends the error event to session (docs/protocol.md
 // §3.2), naming the ack number when there is one.
 func (s *Service) Say(ctx context.Context, from Identity, session string, target SayTarget, payload []byte) (SayResult, error) {
 	msg, err := ParseSay(payload, s.opts.MaxBodyLen)
@@ -408,7 +408,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 	}
 	var offlineCandidates []string
 	if from.Kind == KindPassenger {
-		// Passenger to user: from.type 3 (maxim-spec.md §11 A13).
+		// Passenger to user: from.type 3 (docs/maxim.md §11 A13).
 		err = s.Store.View(ctx, func(tx Tx) error { _, err := tx.User(t.ID); return err })
 		if err != nil {
 			return unlock, notFound(err, "user", t.ID)
@@ -447,7 +447,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 		r.from = Peer{ID: from.ID, Type: t.Type, GID: t.ID}
 		r.to = Peer{ID: t.ID, Type: t.Type}
 		// Rooms reach online members only and keep nothing
-		// (maxim-spec.md §1.5).
+		// (docs/maxim.md §1.5).
 		onlineOnly := kind.onlineOnly()
 		if !onlineOnly {
 			r.conv = listKinds[kind].conv(t.ID)
@@ -464,7 +464,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 		}
 	case TypePassenger:
 		// User to passenger: the passenger sees from.type 0
-		// (maxim-spec.md §11 A13); to.type follows from.type.
+		// (docs/maxim.md §11 A13); to.type follows from.type.
 		err = s.Store.View(ctx, func(tx Tx) error { _, err := tx.Passenger(t.ID); return err })
 		if err != nil {
 			err = notFound(err, "passenger", t.ID)
@@ -586,7 +586,7 @@ func (s *Service) deliverSay(from Identity, session string, r *sayRoute, rec *Re
 }
 
 // pushMessage sends the offline push of a friend or group message to each
-// recipient that had no session (maxim-spec.md §9).
+// recipient that had no session (docs/maxim.md §9).
 func (s *Service) pushMessage(ctx context.Context, r *sayRoute, rec *Record, p *PushSettings) {
 	if len(r.offline) == 0 {
 		return
@@ -618,7 +618,7 @@ func newPush(u *UserRecord, event string, c Content, p *PushSettings, b []byte) 
 }
 
 // PushAlert returns the alert text of a push: prefix + (overwrite, or the
-// body, or a placeholder for media) + suffix (maxim-spec.md §9).
+// body, or a placeholder for media) + suffix (docs/maxim.md §9).
 func PushAlert(c Content, p *PushSettings) string {
 	text := c.Body
 	switch c.Media {

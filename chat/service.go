@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Limits and defaults of MaxIM (maxim-spec.md §10).
+// Limits and defaults of MaxIM (docs/maxim.md §10).
 const (
 	DefaultGroupLimit   = 50
 	DefaultRoomLimit    = 1000
@@ -20,7 +20,7 @@ const (
 	secondsCutoffMillis = 100_000_000_000 // ts below this is taken as seconds
 )
 
-// Retention is how long each kind of conversation is kept (maxim-spec.md §7).
+// Retention is how long each kind of conversation is kept (docs/maxim.md §7).
 // A zero value means the default; a negative value keeps records for ever.
 type Retention struct {
 	Friend    time.Duration

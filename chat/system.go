@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// SystemMessage is a parsed system message (maxim-spec.md §3.6).
+// SystemMessage is a parsed system message (docs/maxim.md §3.6).
 type SystemMessage struct {
 	Content Content
 	Remark  string
@@ -53,7 +53,7 @@ func (m *SystemMessage) sysEvent(ts int64) []byte {
 }
 
 // SystemBroadcast sends msg as a sys event to every identity online now,
-// users and passengers (S1, maxim-spec.md §3.6). It is not stored and not
+// users and passengers (S1, docs/maxim.md §3.6). It is not stored and not
 // pushed.
 func (s *Service) SystemBroadcast(ctx context.Context, msg SystemMessage) error {
 	b := msg.sysEvent(s.nowMillis())
@@ -63,7 +63,7 @@ func (s *Service) SystemBroadcast(ctx context.Context, msg SystemMessage) error 
 	return nil
 }
 
-// SystemSend sends msg as a sys event to one target (S2, maxim-spec.md
+// SystemSend sends msg as a sys event to one target (S2, docs/maxim.md
 // §3.6). It is not stored.
 //
 //   - SystemToUser: every session of the user; if the user has none, a push

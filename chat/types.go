@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Receiver and source types of MaxIM (maxim-spec.md §1.12).
+// Receiver and source types of MaxIM (docs/maxim.md §1.7).
 const (
 	TypeFriend    = 0 // ACTOR: a user, friend chat
 	TypeGroup     = 1
@@ -108,7 +108,7 @@ const (
 )
 
 // MemberList is a MaxIM group or chat room. Members are stored exactly as
-// given. A group's owner is an implicit member (maxim-spec.md §1.4, §11
+// given. A group's owner is an implicit member (docs/maxim.md §1.4, §11
 // A1); a room is a large group with no owner and no history.
 type MemberList struct {
 	Kind       ListKind   `json:"-"`               // from the store key
@@ -234,7 +234,7 @@ type PushSettings struct {
 // Enabled reports whether push is allowed (absent or not false).
 func (p *PushSettings) Enabled() bool { return p == nil || p.Enable == nil || *p.Enable }
 
-// Event names: the last level of an inbox topic (protocol.md §3.2).
+// Event names: the last level of an inbox topic (docs/protocol.md §3.2).
 const (
 	EventMessage  = "message"
 	EventYourself = "yourself"
@@ -281,7 +281,7 @@ type AckEvent struct {
 	TS  int64 `json:"ts"`
 }
 
-// ErrorEvent is the payload of the error event (mqim, protocol.md §3.2).
+// ErrorEvent is the payload of the error event (mqim, docs/protocol.md §3.2).
 type ErrorEvent struct {
 	Ack          *int64 `json:"ack,omitempty"`
 	ErrorCode    int    `json:"errorCode"`

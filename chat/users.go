@@ -107,7 +107,7 @@ func (s *Service) User(ctx context.Context, uid string) (*UserDetail, error) {
 
 // MergeAttributes shallow-merges attrs into the attributes of an object:
 // given names are overwritten, others kept (U3, G6, R6). A user is created
-// if unknown (maxim-spec.md §1.2); a group or room must exist (CodeNotFound).
+// if unknown (docs/maxim.md §1.2); a group or room must exist (CodeNotFound).
 // Returns CodeInvalid for a bad id or name and CodeTooLong when the result
 // exceeds MaxAttrsSize.
 func (s *Service) MergeAttributes(ctx context.Context, kind AttrKind, id string, attrs Attributes) error {
@@ -197,7 +197,7 @@ func (s *Service) UnbindInstalls(ctx context.Context, uid string, installs []str
 }
 
 // SearchUsers returns the users whose attributes match q, sorted and paged
-// as q says (U1, maxim-spec.md §5.1).
+// as q says (U1, docs/maxim.md §5.1).
 func (s *Service) SearchUsers(ctx context.Context, q SearchQuery) ([]UserItem, error) {
 	var hits []*UserRecord
 	err := s.Store.View(ctx, func(tx Tx) error {
@@ -331,7 +331,7 @@ func sizedAttrs(attrs Attributes) (Attributes, error) {
 	return attrs, nil
 }
 
-// createUserIfMissing creates user id if it does not exist (maxim-spec.md §1.2).
+// createUserIfMissing creates user id if it does not exist (docs/maxim.md §1.2).
 func createUserIfMissing(tx Tx, id string, now int64) error {
 	_, err := tx.User(id)
 	if IsNotFound(err) {
@@ -341,7 +341,7 @@ func createUserIfMissing(tx Tx, id string, now int64) error {
 }
 
 // mustBeUsers returns CodeNotFound naming the first id that is not a user
-// (member add and replace take existing users only, maxim-spec.md §11 A15).
+// (member add and replace take existing users only, docs/maxim.md §11 A15).
 func mustBeUsers(tx Tx, ids []string) error {
 	for _, id := range ids {
 		if _, err := tx.User(id); err != nil {

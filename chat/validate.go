@@ -37,7 +37,7 @@ func CheckID(what, id string) error {
 // NormalizeMembers turns a decoded JSON members value into a clean id list:
 // nested arrays are flattened one level (SDK-JS4 sends ["a",["b"]]), non
 // strings and empty strings are dropped, duplicates removed, order kept
-// (maxim-spec.md §3.0). Ids are not validated here.
+// (docs/maxim.md §3.0). Ids are not validated here.
 func NormalizeMembers(v any) []string {
 	seen := map[string]bool{}
 	out := []string{}
@@ -86,7 +86,7 @@ func NewMessageID() string { return RandomHex(8) }
 
 // AttributeText returns the text form of a raw attribute value used by search
 // filters: strings as-is, numbers in shortest form, booleans true/false. ok is
-// false for objects, arrays and null, which never match (maxim-spec.md §5.1).
+// false for objects, arrays and null, which never match (docs/maxim.md §5.1).
 func AttributeText(raw json.RawMessage) (text string, ok bool) {
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {

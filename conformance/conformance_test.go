@@ -140,6 +140,11 @@ func mochiVersion() string {
 func startMosquitto(t *testing.T) conformance.Broker {
 	bin, ok := mosquittoBinary()
 	if !ok {
+		// A reference only, but .ci/run installs it: under CI=true its
+		// absence is a broken setup, not a skip.
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mosquitto missing in CI (apt-get install mosquitto)")
+		}
 		t.Skip("mosquitto is not installed (apt-get install mosquitto); it is only a reference")
 	}
 	p, err := conformance.StartMosquitto(context.Background(), bin, t.TempDir())
@@ -157,20 +162,17 @@ func startExternal(t *testing.T) conformance.Broker {
 	return conformance.Address(*addr)
 }
 
-// catalogueDir finds the Mosquitto catalogue: $MQIM_CONFORMANCE_DATA, or
-// ../shared/conformance/mosquitto relative to the project root.
+// catalogueDir is the Mosquitto catalogue: $MQIM_CONFORMANCE_DATA, or the
+// copy kept in testdata/mosquitto (see testdata/mosquitto/PROVENANCE.md).
 func catalogueDir(t *testing.T) string {
 	if d := os.Getenv("MQIM_CONFORMANCE_DATA"); d != "" {
 		return d
 	}
-	d := filepath.Join("..", "..", "shared", "conformance", "mosquitto")
-	if _, err := os.Stat(d); err != nil {
-		// CI lays shared/ beside the checkout: there a missing catalogue
-		// is a broken setup, never a reason to pass by skipping.
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("catalogue not found at %s", d)
-		}
-		t.Skipf("catalogue not found at %s (set MQIM_CONFORMANCE_DATA)", d)
+	d := filepath.Join("testdata", "mosquitto")
+	if _, err := os.Stat(filepath.Join(d, "CONNECT.json")); err != nil {
+		// The catalogue is part of the repository: a checkout without it
+		// is broken, never a reason to pass by skipping.
+		t.Fatalf("catalogue not found: %v", err)
 	}
 	return d
 }

@@ -1,5 +1,5 @@
 // Package conformance replays Mosquitto's byte-level MQTT message-sequence
-// catalogue (../shared/conformance/mosquitto/, 1,826 cases) against a
+// catalogue (testdata/mosquitto/, 1,826 cases) against a
 // broker and reports, per case, whether it passed, failed, hung or crashed
 // the broker.
 //

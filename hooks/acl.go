@@ -6,7 +6,7 @@ import (
 	"github.com/mqim/mqim/broker"
 )
 
-// ACL is the topic access hook (protocol.md §3). It is structural: the
+// ACL is the topic access hook (docs/protocol.md §3). It is structural: the
 // client's identity is its CONNECT Username, already checked by [Auth].
 //
 //   - Publish: only under say/ (the exact send topic and whether the sender

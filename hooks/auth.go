@@ -39,7 +39,7 @@ var (
 	refuseKeepalive = refusal{packets.ErrClientIdentifierNotValid, 2}
 )
 
-// Auth is the login hook (protocol.md §2). In OnConnect it checks the
+// Auth is the login hook (docs/protocol.md §2). In OnConnect it checks the
 // CONNECT: no will; Username a user id or passenger:<id>; Password a MaxIM
 // signature or auth object; the keepalive within bounds; the client id not
 // bound to another identity. It then records the login (chat.Service.Login)
@@ -165,7 +165,7 @@ func (h *Auth) keepalive(cl *mqtt.Client) (refusal, bool) {
 	return refusal{}, true
 }
 
-// authObject is the MaxIM auth object (maxim-spec.md §4.2) as a password.
+// authObject is the MaxIM auth object (docs/maxim.md §4.1) as a password.
 type authObject struct {
 	App       *string         `json:"app"`
 	Sign      string          `json:"sign"`
@@ -204,7 +204,7 @@ func (h *Auth) credentials(username string, password []byte) (req chat.LoginRequ
 			return req, false, refuseBadCredentials, errors.New("unknown app")
 		}
 		sign = a.Sign
-		// Precedence of maxim-spec.md §4.2: passenger > username > phone >
+		// Precedence of docs/maxim.md §4.1: passenger > username > phone >
 		// oauth > client.
 		switch {
 		case !isNull(a.Passenger):

@@ -19,7 +19,7 @@ func authJSON(fields map[string]any) string {
 	return string(b)
 }
 
-// Ensure the CONNECT login of protocol.md §2: signatures and auth objects
+// Ensure the CONNECT login of docs/protocol.md §2: signatures and auth objects
 // are accepted, everything else refused with "bad user name or password"
 // (3.1.1 code 4, MQTT 5 0x86) or "not authorized" (5 / 0x87).
 func TestAuth_Login(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package hooks holds the mochi hooks that carry the MaxIM rules of mqim
 // over MQTT (docs/protocol.md):
 //
-//   - [Auth]: the CONNECT login (protocol.md §2), client ids bound to one
+//   - [Auth]: the CONNECT login (docs/protocol.md §2), client ids bound to one
 //     identity, wills refused, the keepalive policy;
 //   - [ACL]: publish only to say/..., subscribe only inside one's own inbox;
 //   - [Say]: a publish to a send topic is chat.Service.Say, answered before
@@ -42,7 +42,7 @@ type Options struct {
 	Auth    *chat.Authenticator
 	// AllowRawKey accepts an app key itself as the MQTT password (or as the
 	// sign of an auth object). Off by default: a raw key never expires, a
-	// signature does (protocol.md §2 names only signatures).
+	// signature does (docs/protocol.md §2 names only signatures).
 	AllowRawKey bool
 	// MinKeepalive and MaxKeepalive bound the keepalive of a connection. An
 	// MQTT 5 client outside them (0 included) is told the server's value

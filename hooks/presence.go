@@ -12,7 +12,7 @@ import (
 
 // Presence keeps chat.Presence in step with the connections: each
 // established connection is a session (session id = client id), and the
-// Service announces the 0↔1 transitions (maxim-spec.md §4.6).
+// Service announces the 0↔1 transitions (docs/maxim.md §4.4).
 //
 // mochi may call the old connection's OnDisconnect after the new
 // connection's OnSessionEstablished when a client id is taken over; the

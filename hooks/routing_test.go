@@ -89,7 +89,7 @@ func (w *world) history(t *testing.T, conv chat.Conv) []chat.Record {
 	return recs
 }
 
-// Ensure every row of the routing table of maxim-spec.md §4.3 delivers the
+// Ensure every row of the routing table of docs/maxim.md §4.2 delivers the
 // exact message payload to the recipients, yourself to the sender's other
 // session only, ack to the sending session, and that a PUBACKed message is
 // already in history.

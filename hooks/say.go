@@ -10,7 +10,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// Say turns a publish to a send topic into chat.Service.Say (protocol.md
+// Say turns a publish to a send topic into chat.Service.Say (docs/protocol.md
 // §3.1). OnPublish runs on the client's goroutine before mochi writes the
 // PUBACK, so a successful PUBACK means the message is stored and handed to
 // delivery.

@@ -1,4 +1,4 @@
-// Package push sends MaxIM offline push notifications (maxim-spec.md §9)
+// Package push sends MaxIM offline push notifications (docs/maxim.md §9)
 // to a webhook: the app's own push gateway turns them into APNs or FCM
 // pushes to the installs named in each notification.
 package push

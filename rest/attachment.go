@@ -19,7 +19,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// Upload limits on top of the store's MaxSize (maxim-spec.md §6).
+// Upload limits on top of the store's MaxSize (docs/maxim.md §6).
 const (
 	// formSlack is the multipart framing (boundaries, part headers, small
 	// fields) accepted on top of MaxSize before Content-Length alone

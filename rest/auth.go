@@ -11,7 +11,7 @@ import (
 // localRole is the c.Locals key of the authenticated chat.Role.
 const localRole = "mqim.role"
 
-// Credential headers (maxim-spec.md §2.2).
+// Credential headers (docs/maxim.md §2.2).
 const (
 	headerAppID     = "X-ML-AppId"
 	headerSign      = "X-ML-Request-Sign"
@@ -20,7 +20,7 @@ const (
 )
 
 // authenticate requires the app id and at least one valid credential
-// (maxim-spec.md §2.2): X-ML-Request-Sign (signed, or a raw key),
+// (docs/maxim.md §2.2): X-ML-Request-Sign (signed, or a raw key),
 // X-ML-APIKey (raw key, what SDK-JS4 sends) or X-ML-MasterKey (raw master
 // key). The best role any of them grants is kept for requireMaster.
 // Preflights, /healthz and the attachment downloads (fetched by plain
@@ -81,7 +81,7 @@ func (s *Server) credentials(c *fiber.Ctx) (chat.Role, error) {
 }
 
 // requireMaster refuses a request authenticated without the master key when
-// StrictAdmin is on (403/5003, maxim-spec.md §2.3). Admin endpoints call it
+// StrictAdmin is on (403/5003, docs/maxim.md §2.3). Admin endpoints call it
 // first: POST /system*, DELETE /groups/{id}, DELETE /groups/{id}/chats,
 // DELETE /rooms/{id}, PUT /groups/{id}.
 func (s *Server) requireMaster(c *fiber.Ctx) error {

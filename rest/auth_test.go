@@ -12,7 +12,7 @@ import (
 	"github.com/mqim/mqim/rest"
 )
 
-// Ensure every credential form of maxim-spec.md §2 authenticates, and
+// Ensure every credential form of docs/maxim.md §2 authenticates, and
 // everything else is 401/5003.
 func TestAuth(t *testing.T) {
 	ts := newTestServer(t)
@@ -64,7 +64,7 @@ func TestAuth(t *testing.T) {
 		})
 	}
 
-	// The golden vector of maxim-spec.md §2.1, with the freshness check off.
+	// The golden vector of docs/maxim.md §2.1, with the freshness check off.
 	t.Run("GoldenVector", func(t *testing.T) {
 		ts := newTestServer(t, func(o *rest.Options) { o.Auth.Tolerance = 0 })
 		ts.callWith("GET", "/ctx", nil, map[string]string{
@@ -78,7 +78,7 @@ func itoa(n int64) string { return js("%d", n) }
 
 // Ensure strict admin mode: client keys get 403/5003 on the admin
 // endpoints, the master key (raw or signed) passes, and other endpoints are
-// unaffected; with strict mode off every key passes (maxim-spec.md §2.3).
+// unaffected; with strict mode off every key passes (docs/maxim.md §2.3).
 func TestAuth_StrictAdmin(t *testing.T) {
 	admin := func(ts *testServer) []struct{ method, path, body string } {
 		gid := ts.call("POST", "/groups", `{"owner":"o","members":["m"]}`).expect(201, "*").str()
@@ -128,7 +128,7 @@ func TestAuth_StrictAdmin(t *testing.T) {
 }
 
 // Ensure CORS preflights are answered without credentials and every
-// response carries Access-Control-Allow-Origin: * (maxim-spec.md §3.0).
+// response carries Access-Control-Allow-Origin: * (docs/maxim.md §3.0).
 func TestCORS(t *testing.T) {
 	ts := newTestServer(t)
 	r := ts.callWith("OPTIONS", "/ctx/u1/attributes", nil, map[string]string{

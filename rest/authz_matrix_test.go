@@ -21,7 +21,7 @@ import (
 
 // matrixRoute is one REST endpoint of the authorization matrix: its body
 // and its success status with valid credentials; admin endpoints need the
-// master key in strict mode (maxim-spec.md §2.3).
+// master key in strict mode (docs/maxim.md §2.3).
 type matrixRoute struct {
 	body   any // string (placeholders filled) or []byte (multipart)
 	status int

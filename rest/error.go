@@ -9,7 +9,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// codeStatus is the HTTP status of each MaxIM error code (maxim-spec.md
+// codeStatus is the HTTP status of each MaxIM error code (docs/maxim.md
 // §3.0). Codes not listed are internal: 500.
 var codeStatus = map[int]int{
 	chat.CodeInvalid:      fiber.StatusBadRequest,
@@ -45,7 +45,7 @@ type statusError struct {
 func (e *statusError) Error() string { return e.err.Error() }
 func (e *statusError) Unwrap() error { return e.err }
 
-// errForbidden is the strict-admin refusal (maxim-spec.md §2.3).
+// errForbidden is the strict-admin refusal (docs/maxim.md §2.3).
 func errForbidden() error {
 	return &statusError{status: fiber.StatusForbidden, err: chat.Errorf(chat.CodeUnauthorized, "this endpoint requires the master key")}
 }

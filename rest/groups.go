@@ -7,7 +7,7 @@ import (
 )
 
 // listAPI is what differs between the group endpoints (G1–G16,
-// maxim-spec.md §3.3) and the room endpoints (R1–R14, §3.4); one set of
+// docs/maxim.md §3.3) and the room endpoints (R1–R14, §3.4); one set of
 // handlers serves both.
 type listAPI struct {
 	kind  chat.ListKind
@@ -17,7 +17,7 @@ type listAPI struct {
 	// adminUpdate: PUT needs the admin key (G4; R4 does not).
 	adminUpdate bool
 	// renames: PUT takes "name" (R4). G4 processes only owner and members;
-	// name and other fields are ignored (maxim-spec.md §11 A4).
+	// name and other fields are ignored (docs/maxim.md §11 A4).
 	renames bool
 }
 
@@ -26,14 +26,14 @@ var (
 	roomAPI  = listAPI{kind: chat.RoomList, path: "/rooms", param: "rid", attrs: chat.AttrRoom, renames: true}
 )
 
-// routeGroups registers G1–G16 (maxim-spec.md §3.3).
+// routeGroups registers G1–G16 (docs/maxim.md §3.3).
 func (s *Server) routeGroups(r fiber.Router) {
 	s.routeLists(r, groupAPI)
 	r.Get("/groups/:gid/chats", s.groupChats)
 	r.Delete("/groups/:gid/chats", s.adminOnly(s.clearGroupChats))
 }
 
-// routeRooms registers R1–R14 (maxim-spec.md §3.4). Rooms keep no history,
+// routeRooms registers R1–R14 (docs/maxim.md §3.4). Rooms keep no history,
 // so there is no /chats.
 func (s *Server) routeRooms(r fiber.Router) { s.routeLists(r, roomAPI) }
 

@@ -21,7 +21,7 @@ import (
 	"github.com/mqim/mqim/storage"
 )
 
-// Test credentials: the golden vector's app and key (maxim-spec.md §2.1)
+// Test credentials: the golden vector's app and key (docs/maxim.md §2.1)
 // and a master key.
 const (
 	testApp    = "569d84a0169e7d00012c7afe"

@@ -15,7 +15,7 @@ import (
 )
 
 // pathParam returns route parameter name, URL-decoded: clients may encode
-// ids in paths (maxim-spec.md §3.0). Fiber hands parameters over raw.
+// ids in paths (docs/maxim.md §3.0). Fiber hands parameters over raw.
 func pathParam(c *fiber.Ctx, name string) (string, error) {
 	raw := c.Params(name)
 	v, err := url.PathUnescape(raw)
@@ -210,7 +210,7 @@ func attributesField(m map[string]json.RawMessage) (chat.Attributes, error) {
 }
 
 // nameIntoAttributes maps the top-level "name" of SDK-JS0 create and update
-// bodies to attributes.name (maxim-spec.md §8.12).
+// bodies to attributes.name (docs/maxim.md §8.12).
 func nameIntoAttributes(m map[string]json.RawMessage, attrs chat.Attributes) chat.Attributes {
 	if raw, ok := m["name"]; ok && !emptyJSON(raw) {
 		attrs = attrs.Clone()
@@ -231,7 +231,7 @@ func noContent(c *fiber.Ctx) error {
 	return nil
 }
 
-// recordDTO is a MaxIM ChatRecord (maxim-spec.md §7).
+// recordDTO is a MaxIM ChatRecord (docs/maxim.md §7).
 type recordDTO struct {
 	Speaker string       `json:"speaker"`
 	Content chat.Content `json:"content"`

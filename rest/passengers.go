@@ -6,7 +6,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// routePassengers registers P1–P3 (maxim-spec.md §3.5).
+// routePassengers registers P1–P3 (docs/maxim.md §3.5).
 func (s *Server) routePassengers(r fiber.Router) {
 	r.Post("/passengers", s.savePassenger)
 	r.Get("/passengers/:pid", s.getPassenger)

@@ -8,7 +8,7 @@ import (
 	"github.com/mqim/mqim/rest"
 )
 
-// Ensure the client quirks of maxim-spec.md §8 on routes of every shape:
+// Ensure the client quirks of docs/maxim.md §8 on routes of every shape:
 // trailing slashes, Content-Type: application/json on GET and DELETE,
 // URL-encoded ids, valueless flags.
 func TestQuirks(t *testing.T) {

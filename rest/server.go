@@ -1,4 +1,4 @@
-// Package rest serves the MaxIM REST API (maxim-spec.md §3) with Fiber over
+// Package rest serves the MaxIM REST API (docs/maxim.md §3) with Fiber over
 // chat.Service.
 //
 // The package is only HTTP: routes, parameter and body parsing, the JSON
@@ -34,7 +34,7 @@ type Options struct {
 	Service *chat.Service
 	Auth    *chat.Authenticator
 	// StrictAdmin makes admin endpoints require the master key (403/5003
-	// otherwise), maxim-spec.md §2.3.
+	// otherwise), docs/maxim.md §2.3.
 	StrictAdmin bool
 	// Attachments stores uploaded files; nil disables /attachment.
 	Attachments *attachment.Store
@@ -252,7 +252,7 @@ func requestLog(c *fiber.Ctx, base zerolog.Logger) *zerolog.Logger {
 	return &base
 }
 
-// CORS (maxim-spec.md §3.0): browser SDKs call from any origin with the
+// CORS (docs/maxim.md §3.0): browser SDKs call from any origin with the
 // MaxIM headers.
 const (
 	corsMethods = "GET, POST, PUT, DELETE, OPTIONS"

@@ -6,7 +6,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// routeSystem registers the system messages (maxim-spec.md §3.6): S1 POST
+// routeSystem registers the system messages (docs/maxim.md §3.6): S1 POST
 // /system to everyone online, S2 POST /system/{target} to a user (or
 // passenger), or with the valueless flag ?group or ?room to a group or room.
 // Both answer 202 with no body; system messages are not stored. In

@@ -9,7 +9,7 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// routeUsers registers U1–U19 (maxim-spec.md §3.2).
+// routeUsers registers U1–U19 (docs/maxim.md §3.2).
 func (s *Server) routeUsers(r fiber.Router) {
 	r.Get("/ctx", s.searchUsers)
 	r.Get("/ctx/:uid", s.getUser)

@@ -239,7 +239,7 @@ func TestUsers_Unfriend(t *testing.T) {
 
 // Ensure friend history pages backwards with an exclusive ts, takes seconds,
 // returns ascending records, clamps limit and hides records past retention
-// (U11, maxim-spec.md §7).
+// (U11, docs/maxim.md §7).
 func TestUsers_FriendHistory(t *testing.T) {
 	ts := newTestServer(t)
 	now := ts.now()

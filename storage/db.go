@@ -32,7 +32,7 @@ type Options struct {
 	InMemory bool
 	// SyncWrites makes every commit fsync its write-ahead log before it
 	// returns, so acknowledged writes survive power loss, not only a process
-	// crash (reliability-notes.md §5).
+	// crash (docs/storage.md, "Durability").
 	SyncWrites bool
 	// Logger receives Badger's own log lines; Infof and Debugf are logged at
 	// debug level. The zero value discards them.

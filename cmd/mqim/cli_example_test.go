@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Ensure the protocol.md §5 example works as written with the Debian
+// Ensure the docs/protocol.md §5 example works as written with the Debian
 // mosquitto-clients against the real binary (only the ports differ: the
 // test binds free ones).
 func TestMain_ProtocolExampleWithMosquittoClients(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"github.com/mqim/mqim/attachment"
 )
 
-// AttachConfig is the attachment store (maxim-spec.md §6, docs/attachments.md).
+// AttachConfig is the attachment store (docs/maxim.md §6, docs/attachments.md).
 type AttachConfig struct {
 	// PublicURL is the base of attachment URLs as clients reach the
 	// server, e.g. https://im.example.com (no trailing slash needed). Empty:
@@ -32,7 +32,7 @@ type AttachConfig struct {
 }
 
 // DefaultAttachConfig returns the attachment defaults: MaxIM's 20 MB and
-// 7 days (maxim-spec.md §1.9), an hourly sweep.
+// 7 days (docs/maxim.md §1.6), an hourly sweep.
 func DefaultAttachConfig() AttachConfig {
 	return AttachConfig{
 		MaxSize:       attachment.DefaultMaxSize,

@@ -14,7 +14,7 @@ import (
 	"github.com/mqim/mqim/push"
 )
 
-// MQTTConfig is the MQTT broker (protocol.md §1). Every capability of the
+// MQTTConfig is the MQTT broker (docs/protocol.md §1). Every capability of the
 // embedded broker is set on purpose: mochi's own defaults are open-ended.
 type MQTTConfig struct {
 	// TCPAddr is MQTT over TCP; empty turns it off.
@@ -159,7 +159,7 @@ func (c *MQTTConfig) validate() []error {
 	return errs
 }
 
-// PushConfig is the offline push webhook (maxim-spec.md §9). Without a URL
+// PushConfig is the offline push webhook (docs/maxim.md §9). Without a URL
 // push is off.
 type PushConfig struct {
 	// WebhookURL receives each notification as an HTTP POST of JSON.

@@ -77,7 +77,7 @@ func TestMain_BadConfigFile(t *testing.T) {
 	}
 }
 
-// Ensure the documented requests of maxim-spec.md §3 give the documented
+// Ensure the documented requests of docs/maxim.md §3 give the documented
 // responses against the real binary, and that everything survives a
 // restart on the same data directory.
 func TestMain_SpecExamplesAndRestart(t *testing.T) {
