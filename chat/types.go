@@ -1,9 +1,6 @@
 package chat
 
-import (
-	"encoding/json"
-	"strings"
-)
+import "encoding/json"
 
 // Receiver and source types of MaxIM (maxim-spec.md §1.12).
 const (
@@ -284,6 +281,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-// trimSlash is used by id parsers that tolerate trailing slashes.
-func trimSlash(s string) string { return strings.TrimRight(s, "/") }

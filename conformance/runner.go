@@ -361,18 +361,6 @@ func (st *runState) isolate(ctx context.Context, cases []*Case) bool {
 	return true
 }
 
-// brokerClosed reports whether the broker closed the case's connection,
-// which is what a crashing broker looks like from the client.
-func brokerClosed(res Result) bool {
-	switch res.Class {
-	case "":
-		return res.Outcome == Pass && res.Case.ExpectDisconnect
-	case ClassClosed, ClassClosedProbe, ClassExtraClose, ClassConnack, ClassShort, ClassDial, ClassMismatch, ClassHelper:
-		return true
-	}
-	return false
-}
-
 func (st *runState) exited() bool {
 	select {
 	case <-st.r.Broker.Done():
