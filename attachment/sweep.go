@@ -105,7 +105,7 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 			// into this directory. Best effort: a directory that gained an
 			// entry meanwhile fails to go, and the next sweep retries.
 			s.dirs.Lock()
-			s.root.Remove(name)
+			_ = s.root.Remove(name)
 			s.dirs.Unlock()
 		}
 	}

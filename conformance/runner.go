@@ -436,7 +436,7 @@ func Ping(ctx context.Context, addr, clientID string, timeout time.Duration) err
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // teardown, as in runCase
 	s := &session{ctx: ctx, conn: conn, timeout: timeout}
 	s.write(ConnectPacket(4, clientID))
 	if err := s.expectConnack("health CONNACK"); err != nil {

@@ -60,7 +60,7 @@ func TestAuth_Login(t *testing.T) {
 			if c := e.connectV3(t, "v3-"+tt.name, tt.username, tt.password, true, tt.v3, nil); c != nil {
 				c.Close()
 			}
-			noPassword := func(c *paho5.Connect) { c.PasswordFlag = c.Password != nil && len(c.Password) > 0 }
+			noPassword := func(c *paho5.Connect) { c.PasswordFlag = len(c.Password) > 0 }
 			if c, _ := e.connectV5(t, "v5-"+tt.name, tt.username, tt.password, tt.v5, noPassword); c != nil {
 				c.Close()
 			}

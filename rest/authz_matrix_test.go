@@ -198,8 +198,7 @@ func TestAuthzMatrix_REST(t *testing.T) {
 	cells := 0
 	for _, strict := range []bool{false, true} {
 		t.Run(fmt.Sprintf("strict=%v", strict), func(t *testing.T) {
-			var ts *testServer
-			ts = newTestServer(t, func(o *rest.Options) {
+			ts := newTestServer(t, func(o *rest.Options) {
 				o.StrictAdmin = strict
 				o.Log = zerolog.Nop()
 				st, err := attachment.Open(attachment.Options{Dir: filepath.Join(t.TempDir(), "att")})
