@@ -291,7 +291,7 @@ func (s *Store) Save(ctx context.Context, filename string, r io.Reader) ([]strin
 	names := []string{rel}
 	if kind.image {
 		if thumb, err := s.thumbnail(ctx, rel, kind, now); err != nil {
-			s.log.Warn("thumbnail failed", "name", rel, "format", kind.format, "err", err)
+			s.log.Warn("thumbnail failed", "name", rel, "format", kind.format, "error", err)
 		} else {
 			names = append(names, thumb)
 		}

@@ -21,7 +21,7 @@ func (s *Store) Start() {
 		for {
 			removed, err := s.Sweep(s.opts.Now())
 			if err != nil {
-				s.log.Error("attachment sweep failed", "err", err, "removed", removed)
+				s.log.Error("attachment sweep failed", "error", err, "removed", removed)
 			} else if removed > 0 {
 				s.log.Info("attachments expired", "removed", removed)
 			}
