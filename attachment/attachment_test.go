@@ -22,6 +22,7 @@ import (
 	"golang.org/x/image/bmp"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 // clock is a settable clock for Options.Now.
@@ -447,16 +448,10 @@ func TestStore_Start(t *testing.T) {
 	clk.Set(t0.Add(2 * time.Hour))
 	s.Start()
 	path := filepath.Join(s.opts.Dir, names[0])
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the sweeper did not remove the expired file")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, "the sweeper to remove the expired file", 5*time.Second, func() bool {
+		_, err := os.Stat(path)
+		return errors.Is(err, os.ErrNotExist)
+	})
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close() error = %v", err)
 	}
