@@ -50,7 +50,7 @@ func (s *Service) CreateGroup(ctx context.Context, ng NewGroup) (string, error) 
 	if err := s.checkGroupSize(g); err != nil {
 		return "", err
 	}
-	err = s.Store.Update(ctx, func(tx Tx) error {
+	err = s.store.Update(ctx, func(tx Tx) error {
 		for _, id := range g.Everyone() {
 			if err := createUserIfMissing(tx, id, now); err != nil {
 				return err
@@ -70,7 +70,7 @@ func (s *Service) Group(ctx context.Context, gid string) (*Group, error) {
 		return nil, err
 	}
 	var g *Group
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		g, err = tx.Group(gid)
 		return err
@@ -139,7 +139,7 @@ func (s *Service) DeleteGroup(ctx context.Context, gid string) error {
 	}
 	// After the group is gone: a crash in between leaves records that
 	// nothing can read and that expire with their TTL.
-	return s.Store.DeleteRecords(ctx, GroupConv(gid))
+	return s.store.DeleteRecords(ctx, GroupConv(gid))
 }
 
 // AddGroupMembers adds existing users to group gid (G11, G13). Ids already
@@ -202,7 +202,7 @@ func (s *Service) GroupIDsOf(ctx context.Context, uid string) ([]string, error) 
 		return nil, err
 	}
 	var ids []string
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		ids, err = tx.GroupIDsOf(uid)
 		return err
@@ -217,7 +217,7 @@ func (s *Service) GroupDetailsOf(ctx context.Context, uid string) ([]GroupItem, 
 		return nil, err
 	}
 	var groups []*Group
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		ids, err := tx.GroupIDsOf(uid)
 		if err != nil {
 			return err
@@ -252,7 +252,7 @@ func (s *Service) GroupDetailsOf(ctx context.Context, uid string) ([]GroupItem, 
 // SearchGroups returns the groups whose attributes match q (G2).
 func (s *Service) SearchGroups(ctx context.Context, q SearchQuery) ([]*Group, error) {
 	var hits []*Group
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		return tx.Groups(func(g *Group) error {
 			if q.matches(g.Attributes) {
 				hits = append(hits, tidyGroup(g))

@@ -116,7 +116,7 @@ func (s *Service) areFriends(ctx context.Context, conv Conv, a, b string) error 
 	if _, ok := s.members.get(key); ok {
 		return nil
 	}
-	err := s.Store.View(ctx, func(tx Tx) error { _, err := tx.Friendship(a, b); return err })
+	err := s.store.View(ctx, func(tx Tx) error { _, err := tx.Friendship(a, b); return err })
 	if IsNotFound(err) {
 		return Errorf(CodeUnauthorized, "%s and %s are not friends", a, b)
 	}
@@ -135,7 +135,7 @@ func (s *Service) groupMembers(ctx context.Context, gid string) (*Group, error) 
 		return v.(*Group), nil
 	}
 	var g *Group
-	err := s.Store.View(ctx, func(tx Tx) (err error) { g, err = tx.Group(gid); return err })
+	err := s.store.View(ctx, func(tx Tx) (err error) { g, err = tx.Group(gid); return err })
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (s *Service) roomMembers(ctx context.Context, rid string) (*Room, error) {
 		return v.(*Room), nil
 	}
 	var r *Room
-	err := s.Store.View(ctx, func(tx Tx) (err error) { r, err = tx.Room(rid); return err })
+	err := s.store.View(ctx, func(tx Tx) (err error) { r, err = tx.Room(rid); return err })
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ func (s *Service) CreateRoom(ctx context.Context, nr NewRoom) (string, error) {
 	if err := s.checkRoomSize(r); err != nil {
 		return "", err
 	}
-	err = s.Store.Update(ctx, func(tx Tx) error {
+	err = s.store.Update(ctx, func(tx Tx) error {
 		for _, id := range r.Members {
 			if err := createUserIfMissing(tx, id, now); err != nil {
 				return err
@@ -57,7 +57,7 @@ func (s *Service) Room(ctx context.Context, rid string) (*Room, error) {
 		return nil, err
 	}
 	var r *Room
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		r, err = tx.Room(rid)
 		return err
@@ -176,7 +176,7 @@ func (s *Service) RoomIDsOf(ctx context.Context, uid string) ([]string, error) {
 		return nil, err
 	}
 	var ids []string
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		ids, err = tx.RoomIDsOf(uid)
 		return err
@@ -191,7 +191,7 @@ func (s *Service) RoomDetailsOf(ctx context.Context, uid string) ([]*Room, error
 		return nil, err
 	}
 	out := []*Room{}
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		ids, err := tx.RoomIDsOf(uid)
 		if err != nil {
 			return err
@@ -217,7 +217,7 @@ func (s *Service) RoomDetailsOf(ctx context.Context, uid string) ([]*Room, error
 // SearchRooms returns the rooms whose attributes match q (R2).
 func (s *Service) SearchRooms(ctx context.Context, q SearchQuery) ([]*Room, error) {
 	var hits []*Room
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		return tx.Rooms(func(r *Room) error {
 			if q.matches(r.Attributes) {
 				hits = append(hits, tidyRoom(r))

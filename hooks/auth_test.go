@@ -85,7 +85,7 @@ func TestAuth_LoginEffects(t *testing.T) {
 	e.connectV3(t, "p1", "passenger:visitor", authJSON(map[string]any{
 		"app": testApp, "sign": sign(), "passenger": map[string]any{"id": "visitor", "name": "Wang", "age": 28},
 	}), true, 0, nil)
-	err := e.svc.Store.View(context.Background(), func(tx chat.Tx) error {
+	err := e.db.View(context.Background(), func(tx chat.Tx) error {
 		u, err := tx.User("neo")
 		if err != nil {
 			return err

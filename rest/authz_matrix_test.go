@@ -107,7 +107,7 @@ func newMatrixFixture(t *testing.T, ts *testServer, n int) matrixFixture {
 		G: fmt.Sprintf("%032x", n), R: fmt.Sprintf("r%d", n), P: fmt.Sprintf("p%d", n)}
 	red := chat.Attributes{"color": []byte(`"red"`)}
 	now := ts.now()
-	err := ts.svc.Store.Update(context.Background(), func(tx chat.Tx) error {
+	err := ts.db.Update(context.Background(), func(tx chat.Tx) error {
 		for _, u := range []string{f.A, f.B, f.C} {
 			if err := tx.PutUser(&chat.UserRecord{ID: u, Attributes: red.Clone(), Installs: []string{"i1"}, TS: now}); err != nil {
 				return err
