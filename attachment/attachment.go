@@ -142,11 +142,11 @@ func Open(opts Options) (*Store, error) {
 	}
 	// Nothing can be uploading yet: whatever is in .tmp is a leftover.
 	if err := root.RemoveAll(tmpDir); err != nil {
-		root.Close()
+		_ = root.Close() // the open failed; its error is the one to report
 		return nil, fmt.Errorf("attachment: clean %s: %w", tmpDir, err)
 	}
 	if err := root.Mkdir(tmpDir, 0o700); err != nil {
-		root.Close()
+		_ = root.Close() // as above
 		return nil, fmt.Errorf("attachment: %w", err)
 	}
 	return &Store{
@@ -239,8 +239,10 @@ func (s *Store) Save(ctx context.Context, filename string, r io.Reader) ([]strin
 	keep := false
 	defer func() {
 		if !keep {
-			tmp.Close()
-			s.root.Remove(tmpName)
+			// Abandoning a failed upload: its temporary file goes, and a
+			// leftover is cleared by the next Open or sweep.
+			_ = tmp.Close()
+			_ = s.root.Remove(tmpName)
 		}
 	}()
 
@@ -282,12 +284,14 @@ func (s *Store) Save(ctx context.Context, filename string, r io.Reader) ([]strin
 		return nil, err
 	}
 	keep = true
-	s.root.Remove(tmpName)
+	// place linked the file under its final name; the temporary name is
+	// only a second link, and a leftover is cleared by the next sweep.
+	_ = s.root.Remove(tmpName)
 
 	names := []string{rel}
 	if kind.image {
 		if thumb, err := s.thumbnail(ctx, rel, kind, now); err != nil {
-			s.log.Warn("thumbnail failed", "name", rel, "format", kind.format, "err", err)
+			s.log.Warn("thumbnail failed", "name", rel, "format", kind.format, "error", err)
 		} else {
 			names = append(names, thumb)
 		}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/image/bmp"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 // clock is a settable clock for Options.Now.
@@ -54,6 +55,14 @@ func newTestStore(tb testing.TB, opts Options) (*Store, *clock) {
 }
 
 // mustSave saves b under filename and fails the test on error.
+// must fails the test on a setup step's error.
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
 func mustSave(tb testing.TB, s *Store, filename string, b []byte) []string {
 	tb.Helper()
 	names, err := s.Save(context.Background(), filename, bytes.NewReader(b))
@@ -197,18 +206,18 @@ func TestStore_Save_JPEGOrientation(t *testing.T) {
 // (big-endian TIFF) right after the SOI marker of a JPEG.
 func withEXIFOrientation(tb testing.TB, jpg []byte, o uint16) []byte {
 	tb.Helper()
-	var tiff bytes.Buffer
-	tiff.WriteString("MM")
-	binary.Write(&tiff, binary.BigEndian, uint16(42))
-	binary.Write(&tiff, binary.BigEndian, uint32(8))
-	binary.Write(&tiff, binary.BigEndian, uint16(1))      // one entry
-	binary.Write(&tiff, binary.BigEndian, uint16(0x0112)) // Orientation
-	binary.Write(&tiff, binary.BigEndian, uint16(3))      // SHORT
-	binary.Write(&tiff, binary.BigEndian, uint32(1))
-	binary.Write(&tiff, binary.BigEndian, o)
-	binary.Write(&tiff, binary.BigEndian, uint16(0))
-	binary.Write(&tiff, binary.BigEndian, uint32(0)) // no next IFD
-	payload := append([]byte("Exif\x00\x00"), tiff.Bytes()...)
+	be := binary.BigEndian
+	tiff := []byte("MM")
+	tiff = be.AppendUint16(tiff, 42)
+	tiff = be.AppendUint32(tiff, 8)
+	tiff = be.AppendUint16(tiff, 1)      // one entry
+	tiff = be.AppendUint16(tiff, 0x0112) // Orientation
+	tiff = be.AppendUint16(tiff, 3)      // SHORT
+	tiff = be.AppendUint32(tiff, 1)
+	tiff = be.AppendUint16(tiff, o)
+	tiff = be.AppendUint16(tiff, 0)
+	tiff = be.AppendUint32(tiff, 0) // no next IFD
+	payload := append([]byte("Exif\x00\x00"), tiff...)
 	seg := []byte{0xFF, 0xE1, 0, 0}
 	binary.BigEndian.PutUint16(seg[2:], uint16(len(payload)+2))
 	out := append([]byte{}, jpg[:2]...)
@@ -361,17 +370,15 @@ func TestStore_Save_DecompressionBomb(t *testing.T) {
 // pngHeader returns a PNG signature and IHDR chunk (RGBA, 8 bit) with no
 // image data: enough for DecodeConfig.
 func pngHeader(w, h uint32) []byte {
-	var ihdr bytes.Buffer
-	ihdr.WriteString("IHDR")
-	binary.Write(&ihdr, binary.BigEndian, w)
-	binary.Write(&ihdr, binary.BigEndian, h)
-	ihdr.Write([]byte{8, 6, 0, 0, 0})
-	var out bytes.Buffer
-	out.WriteString("\x89PNG\r\n\x1a\n")
-	binary.Write(&out, binary.BigEndian, uint32(ihdr.Len()-4))
-	out.Write(ihdr.Bytes())
-	binary.Write(&out, binary.BigEndian, crc32.ChecksumIEEE(ihdr.Bytes()))
-	return out.Bytes()
+	be := binary.BigEndian
+	ihdr := []byte("IHDR")
+	ihdr = be.AppendUint32(ihdr, w)
+	ihdr = be.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 6, 0, 0, 0)
+	out := []byte("\x89PNG\r\n\x1a\n")
+	out = be.AppendUint32(out, uint32(len(ihdr)-4))
+	out = append(out, ihdr...)
+	return be.AppendUint32(out, crc32.ChecksumIEEE(ihdr))
 }
 
 // Ensure Open refuses anything that is not a stored file.
@@ -379,10 +386,10 @@ func TestStore_Open_NotFound(t *testing.T) {
 	s, _ := newTestStore(t, Options{})
 	names := mustSave(t, s, "a.txt", []byte("hello"))
 	dir := names[0][:8]
-	os.WriteFile(filepath.Join(s.opts.Dir, "..", "secret.txt"), []byte("secret"), 0o600)
-	os.Symlink("../../secret.txt", filepath.Join(s.opts.Dir, dir, "0000abcd.txt"))
-	os.Symlink(names[0][9:], filepath.Join(s.opts.Dir, dir, "0000abce.txt"))
-	os.Mkdir(filepath.Join(s.opts.Dir, dir, "0000abcf.txt"), 0o700)
+	must(t, os.WriteFile(filepath.Join(s.opts.Dir, "..", "secret.txt"), []byte("secret"), 0o600))
+	must(t, os.Symlink("../../secret.txt", filepath.Join(s.opts.Dir, dir, "0000abcd.txt")))
+	must(t, os.Symlink(names[0][9:], filepath.Join(s.opts.Dir, dir, "0000abce.txt")))
+	must(t, os.Mkdir(filepath.Join(s.opts.Dir, dir, "0000abcf.txt"), 0o700))
 	for _, rel := range []string{
 		"", ".", "..", "../secret.txt", dir, dir + "/", dir + "/../" + names[0],
 		"/" + names[0], names[0] + "/", strings.ToUpper(names[0]), dir + "/0000abcd.txt", dir + "/0000abce.txt",
@@ -407,7 +414,7 @@ func TestStore_Sweep(t *testing.T) {
 	clk.Set(t0.Add(5 * 24 * time.Hour))
 	fresh := mustSave(t, s, "b.txt", []byte("fresh"))
 	foreign := filepath.Join(s.opts.Dir, "README")
-	os.WriteFile(foreign, []byte("not ours"), 0o600)
+	must(t, os.WriteFile(foreign, []byte("not ours"), 0o600))
 
 	if n, err := s.Sweep(t0.Add(6 * 24 * time.Hour)); n != 0 || err != nil {
 		t.Fatalf("Sweep(+6d) = %d, %v; want 0, nil", n, err)
@@ -441,16 +448,10 @@ func TestStore_Start(t *testing.T) {
 	clk.Set(t0.Add(2 * time.Hour))
 	s.Start()
 	path := filepath.Join(s.opts.Dir, names[0])
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the sweeper did not remove the expired file")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, "the sweeper to remove the expired file", 5*time.Second, func() bool {
+		_, err := os.Stat(path)
+		return errors.Is(err, os.ErrNotExist)
+	})
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close() error = %v", err)
 	}
@@ -460,22 +461,24 @@ func TestStore_Start(t *testing.T) {
 // sweeper once old.
 func TestStore_TmpCleanup(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "att")
-	os.MkdirAll(filepath.Join(dir, tmpDir), 0o700)
-	os.WriteFile(filepath.Join(dir, tmpDir, "crash"), []byte("partial"), 0o600)
+	must(t, os.MkdirAll(filepath.Join(dir, tmpDir), 0o700))
+	must(t, os.WriteFile(filepath.Join(dir, tmpDir, "crash"), []byte("partial"), 0o600))
 	s, _ := newTestStore(t, Options{Dir: dir})
 	if left, _ := os.ReadDir(filepath.Join(dir, tmpDir)); len(left) != 0 {
 		t.Fatalf("Open left %d files in .tmp", len(left))
 	}
 	stale := filepath.Join(dir, tmpDir, "stale")
-	os.WriteFile(stale, []byte("partial"), 0o600)
-	os.Chtimes(stale, t0, t0)
+	must(t, os.WriteFile(stale, []byte("partial"), 0o600))
+	must(t, os.Chtimes(stale, t0, t0))
 	if _, err := s.Sweep(t0.Add(30 * time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); err != nil {
 		t.Fatalf("recent upload removed: %v", err)
 	}
-	s.Sweep(t0.Add(2 * time.Hour))
+	if _, err := s.Sweep(t0.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stale upload kept: %v", err)
 	}

@@ -21,7 +21,7 @@ func (s *Store) Start() {
 		for {
 			removed, err := s.Sweep(s.opts.Now())
 			if err != nil {
-				s.log.Error("attachment sweep failed", "err", err, "removed", removed)
+				s.log.Error("attachment sweep failed", "error", err, "removed", removed)
 			} else if removed > 0 {
 				s.log.Info("attachments expired", "removed", removed)
 			}
@@ -105,7 +105,7 @@ func (s *Store) Sweep(now time.Time) (int, error) {
 			// into this directory. Best effort: a directory that gained an
 			// entry meanwhile fails to go, and the next sweep retries.
 			s.dirs.Lock()
-			s.root.Remove(name)
+			_ = s.root.Remove(name)
 			s.dirs.Unlock()
 		}
 	}

@@ -67,7 +67,7 @@ func (s *Store) thumbnail(ctx context.Context, rel string, k kind, now time.Time
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	src, err := decoders[k.format](bufio.NewReaderSize(f, 64<<10))
 	if err != nil {
 		return "", errImage("decode %s: %v", k.format, err)
@@ -96,10 +96,12 @@ func (s *Store) thumbnail(ctx context.Context, rel string, k kind, now time.Time
 	if err != nil {
 		return "", storageError("create", err)
 	}
-	defer s.root.Remove(tmpName)
+	// Once renamed the temporary name is gone; before that a leftover is
+	// cleared by the next sweep.
+	defer func() { _ = s.root.Remove(tmpName) }()
 	bw := bufio.NewWriter(tf)
 	if err := encode(bw, out, k.format, pal); err != nil {
-		tf.Close()
+		_ = tf.Close() // abandoned; the encode error is the one to report
 		return "", errImage("encode %s: %v", k.format, err)
 	}
 	if err := errors.Join(bw.Flush(), tf.Sync(), tf.Close()); err != nil {

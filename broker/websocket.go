@@ -97,7 +97,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer l.conns.remove(c)
-	defer c.Close()
+	defer func() { _ = c.Close() }() // the connection is over either way
 	l.guard.serve(l.id, c, l.establish)
 }
 

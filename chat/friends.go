@@ -42,7 +42,7 @@ func (s *Service) AddFriends(ctx context.Context, uid string, fids []string) ([]
 	}
 	now := s.nowMillis()
 	var out []*Friendship
-	err := s.Store.Update(ctx, func(tx Tx) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
 		out = make([]*Friendship, 0, len(fids))
 		if err := createUserIfMissing(tx, uid, now); err != nil {
 			return err
@@ -76,7 +76,7 @@ func (s *Service) Friendship(ctx context.Context, uid, fid string) (*FriendInfo,
 		return nil, err
 	}
 	var f *Friendship
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		f, err = tx.Friendship(uid, fid)
 		return err
@@ -140,7 +140,7 @@ func (s *Service) listFriendships(ctx context.Context, uid string) ([]*Friendshi
 		return nil, err
 	}
 	var fs []*Friendship
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		fs, err = tx.Friendships(uid)
 		return err

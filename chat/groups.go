@@ -137,7 +137,7 @@ func (s *Service) CreateMemberList(ctx context.Context, kind ListKind, nl NewMem
 	if err := s.checkSize(r, l); err != nil {
 		return "", err
 	}
-	err = s.Store.Update(ctx, func(tx Tx) error {
+	err = s.store.Update(ctx, func(tx Tx) error {
 		for _, id := range l.Everyone() {
 			if err := createUserIfMissing(tx, id, now); err != nil {
 				return err
@@ -158,7 +158,7 @@ func (s *Service) MemberList(ctx context.Context, kind ListKind, id string) (*Me
 		return nil, err
 	}
 	var l *MemberList
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		l, err = tx.MemberList(kind, id)
 		return err
@@ -243,7 +243,7 @@ func (s *Service) DeleteMemberList(ctx context.Context, kind ListKind, id string
 	}
 	// After the group is gone: a crash in between leaves records that
 	// nothing can read and that expire with their TTL.
-	return s.Store.DeleteRecords(ctx, r.conv(id))
+	return s.store.DeleteRecords(ctx, r.conv(id))
 }
 
 // AddMembers adds existing users to group or room id (G11, G13, R11, R13).
@@ -313,7 +313,7 @@ func (s *Service) MemberListIDsOf(ctx context.Context, kind ListKind, uid string
 		return nil, err
 	}
 	var ids []string
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		ids, err = tx.MemberListIDsOf(kind, uid)
 		return err
@@ -332,7 +332,7 @@ func (s *Service) MemberListDetailsOf(ctx context.Context, kind ListKind, uid st
 		return nil, err
 	}
 	var lists []*MemberList
-	err = s.Store.View(ctx, func(tx Tx) error {
+	err = s.store.View(ctx, func(tx Tx) error {
 		ids, err := tx.MemberListIDsOf(kind, uid)
 		if err != nil {
 			return err
@@ -370,7 +370,7 @@ func (s *Service) MemberListDetailsOf(ctx context.Context, kind ListKind, uid st
 // match q.
 func (s *Service) SearchMemberLists(ctx context.Context, kind ListKind, q SearchQuery) ([]*MemberList, error) {
 	var hits []*MemberList
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		return tx.MemberLists(kind, func(l *MemberList) error {
 			if q.matches(l.Attributes) {
 				hits = append(hits, tidyList(l))

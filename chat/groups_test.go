@@ -78,7 +78,7 @@ func TestService_DeleteGroupHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &chat.Record{Conv: chat.GroupConv(gid), Speaker: "o", Content: chat.Content{Body: "x"}, TS: *now - 1}
-	if err := svc.Store.AppendRecord(ctx, rec, 0); err != nil {
+	if err := chat.StoreOf(svc).AppendRecord(ctx, rec, 0); err != nil {
 		t.Fatal(err)
 	}
 	if recs, _ := svc.GroupHistory(ctx, gid, 0, 0); len(recs) != 1 {
@@ -90,7 +90,7 @@ func TestService_DeleteGroupHistory(t *testing.T) {
 	if _, err := svc.GroupHistory(ctx, gid, 0, 0); !chat.IsNotFound(err) {
 		t.Fatalf("history of deleted group: err = %v, want 5004", err)
 	}
-	recs, err := svc.Store.Records(ctx, chat.GroupConv(gid), *now+1, 0, 10)
+	recs, err := chat.StoreOf(svc).Records(ctx, chat.GroupConv(gid), *now+1, 0, 10)
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("stored records after delete = %v, %v", recs, err)
 	}

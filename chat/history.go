@@ -54,12 +54,12 @@ func (s *Service) ClearGroupHistory(ctx context.Context, gid string) error {
 	if _, err := s.MemberList(ctx, GroupList, gid); err != nil {
 		return err
 	}
-	return s.Store.DeleteRecords(ctx, GroupConv(gid))
+	return s.store.DeleteRecords(ctx, GroupConv(gid))
 }
 
 func (s *Service) readHistory(ctx context.Context, conv Conv, ts int64, limit int) ([]Record, error) {
 	now := s.nowMillis()
-	recs, err := s.Store.Records(ctx, conv, NormalizeCutoff(ts, now), s.notBefore(conv, now), NormalizeLimit(limit))
+	recs, err := s.store.Records(ctx, conv, NormalizeCutoff(ts, now), s.notBefore(conv, now), NormalizeLimit(limit))
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (s *Service) readHistory(ctx context.Context, conv Conv, ts int64, limit in
 // unbounded so that a record stamped a little ahead of this clock still
 // counts.
 func (s *Service) latestRecord(ctx context.Context, conv Conv, now int64) (*Record, error) {
-	recs, err := s.Store.Records(ctx, conv, math.MaxInt64, s.notBefore(conv, now), 1)
+	recs, err := s.store.Records(ctx, conv, math.MaxInt64, s.notBefore(conv, now), 1)
 	if err != nil || len(recs) == 0 {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ func TestService_Retention(t *testing.T) {
 	start := *now
 	for _, conv := range []chat.Conv{chat.FriendConv("a", "b"), chat.StrangerConv("a", "s")} {
 		// No TTL: only the service's retention rule can hide them.
-		if err := svc.Store.AppendRecord(ctx, &chat.Record{Conv: conv, Speaker: "a", Content: chat.Content{Body: "x"}, TS: start}, 0); err != nil {
+		if err := chat.StoreOf(svc).AppendRecord(ctx, &chat.Record{Conv: conv, Speaker: "a", Content: chat.Content{Body: "x"}, TS: start}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -63,7 +63,7 @@ func TestService_HistoryCutoff(t *testing.T) {
 	conv := chat.FriendConv("a", "b")
 	base := (*now/1000 - 10) * 1000 // a whole second
 	for i := int64(0); i < 3; i++ {
-		if err := svc.Store.AppendRecord(ctx, &chat.Record{Conv: conv, Speaker: "a", TS: base + i*1000}, 0); err != nil {
+		if err := chat.StoreOf(svc).AppendRecord(ctx, &chat.Record{Conv: conv, Speaker: "a", TS: base + i*1000}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

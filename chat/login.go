@@ -35,7 +35,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) error {
 		return Errorf(CodeTooLong, "install id is longer than %d bytes", MaxInstallLen)
 	}
 	now := s.nowMillis()
-	err := s.Store.Update(ctx, func(tx Tx) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
 		switch id.Kind {
 		case KindUser:
 			u, err := tx.User(id.ID)

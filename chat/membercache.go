@@ -116,7 +116,7 @@ func (s *Service) areFriends(ctx context.Context, conv Conv, a, b string) error 
 	if _, ok := s.members.get(key); ok {
 		return nil
 	}
-	err := s.Store.View(ctx, func(tx Tx) error { _, err := tx.Friendship(a, b); return err })
+	err := s.store.View(ctx, func(tx Tx) error { _, err := tx.Friendship(a, b); return err })
 	if IsNotFound(err) {
 		return Errorf(CodeUnauthorized, "%s and %s are not friends", a, b)
 	}
@@ -135,7 +135,7 @@ func (s *Service) listMembers(ctx context.Context, kind ListKind, id string) (*M
 		return v.(*MemberList), nil
 	}
 	var l *MemberList
-	err := s.Store.View(ctx, func(tx Tx) (err error) { l, err = tx.MemberList(kind, id); return err })
+	err := s.store.View(ctx, func(tx Tx) (err error) { l, err = tx.MemberList(kind, id); return err })
 	if err != nil {
 		return nil, err
 	}

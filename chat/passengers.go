@@ -18,7 +18,7 @@ func (s *Service) SavePassenger(ctx context.Context, id string, attrs Attributes
 		return "", err
 	}
 	now := s.nowMillis()
-	err = s.Store.Update(ctx, func(tx Tx) error {
+	err = s.store.Update(ctx, func(tx Tx) error {
 		p, err := tx.Passenger(id)
 		if IsNotFound(err) {
 			p, err = &PassengerRecord{ID: id, Attributes: Attributes{}}, nil
@@ -49,7 +49,7 @@ func (s *Service) Passenger(ctx context.Context, pid string) (*PassengerRecord, 
 		return nil, err
 	}
 	var p *PassengerRecord
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		p, err = tx.Passenger(pid)
 		return err

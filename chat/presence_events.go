@@ -38,7 +38,7 @@ func (s *Service) SessionClosed(ctx context.Context, id Identity, session string
 // with notifyAll, eventX to every other online identity.
 func (s *Service) announce(ctx context.Context, uid, event, eventX string, notifyAll bool) {
 	friends := map[string]bool{}
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		fs, err := tx.Friendships(uid)
 		for _, f := range fs {
 			friends[f.Other(uid)] = true

@@ -92,7 +92,7 @@ func TestService_Login(t *testing.T) {
 	var p *chat.PassengerRecord
 	read := func() {
 		t.Helper()
-		err := e.svc.Store.View(ctx, func(tx chat.Tx) (err error) {
+		err := e.db.View(ctx, func(tx chat.Tx) (err error) {
 			if u, err = tx.User("neo"); err != nil {
 				return err
 			}

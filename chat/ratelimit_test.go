@@ -39,7 +39,7 @@ func TestRateLimiter(t *testing.T) {
 		t.Fatalf("%d keys tracked after all refilled, want 1", n)
 	}
 	// Off.
-	var off *chat.RateLimiter = chat.NewRateLimiter(0, 5)
+	off := chat.NewRateLimiter(0, 5)
 	for i := 0; i < 1000; i++ {
 		if !off.Allow("bob", t0) {
 			t.Fatal("a rate of 0 limits")

@@ -73,6 +73,7 @@ func (p *recordingPusher) take() []chat.PushNotification {
 // publisher and pusher and a fixed clock.
 type rtEnv struct {
 	svc  *chat.Service
+	db   *storage.DB
 	pub  *recordingPublisher
 	push *recordingPusher
 	now  time.Time
@@ -89,7 +90,7 @@ func newRTEnv(t *testing.T) *rtEnv {
 		t.Fatalf("storage.Open: %v", err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	e := &rtEnv{pub: &recordingPublisher{}, push: &recordingPusher{}, now: time.UnixMilli(rtNow)}
+	e := &rtEnv{db: db, pub: &recordingPublisher{}, push: &recordingPusher{}, now: time.UnixMilli(rtNow)}
 	e.svc = chat.NewService(db, chat.Options{AppID: "app", MaxBodyLen: 64})
 	e.svc.Publisher = e.pub
 	e.svc.Pusher = e.push
@@ -97,10 +98,11 @@ func newRTEnv(t *testing.T) *rtEnv {
 	return e
 }
 
-// seed writes directly to the store.
+// seed writes directly to the store, past the Service and its membership
+// cache: it sets up what the Service has not yet looked at.
 func (e *rtEnv) seed(t *testing.T, fn func(tx chat.Tx) error) {
 	t.Helper()
-	if err := e.svc.Store.Update(context.Background(), fn); err != nil {
+	if err := e.db.Update(context.Background(), fn); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 }

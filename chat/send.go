@@ -377,7 +377,7 @@ func (s *Service) say(ctx context.Context, from Identity, session string, t SayT
 		}
 		if r.conv != "" {
 			rec.Conv = r.conv
-			if err := s.Store.AppendRecord(ctx, &rec, s.ttl(r.conv)); err != nil {
+			if err := s.store.AppendRecord(ctx, &rec, s.ttl(r.conv)); err != nil {
 				return fmt.Errorf("store message: %w", err)
 			}
 		}
@@ -409,7 +409,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 	var offlineCandidates []string
 	if from.Kind == KindPassenger {
 		// Passenger to user: from.type 3 (docs/maxim.md §11 A13).
-		err = s.Store.View(ctx, func(tx Tx) error { _, err := tx.User(t.ID); return err })
+		err = s.store.View(ctx, func(tx Tx) error { _, err := tx.User(t.ID); return err })
 		if err != nil {
 			return unlock, notFound(err, "user", t.ID)
 		}
@@ -465,7 +465,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 	case TypePassenger:
 		// User to passenger: the passenger sees from.type 0
 		// (docs/maxim.md §11 A13); to.type follows from.type.
-		err = s.Store.View(ctx, func(tx Tx) error { _, err := tx.Passenger(t.ID); return err })
+		err = s.store.View(ctx, func(tx Tx) error { _, err := tx.Passenger(t.ID); return err })
 		if err != nil {
 			err = notFound(err, "passenger", t.ID)
 			break
@@ -479,7 +479,7 @@ func (s *Service) route(ctx context.Context, from Identity, t SayTarget, r *sayR
 			err = Errorf(CodeConflict, "cannot send a stranger message to oneself")
 			break
 		}
-		err = s.Store.View(ctx, func(tx Tx) error { _, err := tx.User(t.ID); return err })
+		err = s.store.View(ctx, func(tx Tx) error { _, err := tx.User(t.ID); return err })
 		if err != nil {
 			err = notFound(err, "user", t.ID)
 			break
@@ -521,7 +521,7 @@ func (s *Service) offlineUsers(ctx context.Context, ids []string, out *[]*UserRe
 	if len(offline) == 0 {
 		return nil
 	}
-	return s.Store.View(ctx, func(tx Tx) error {
+	return s.store.View(ctx, func(tx Tx) error {
 		for _, id := range offline {
 			u, err := tx.User(id)
 			if IsNotFound(err) {
@@ -541,7 +541,7 @@ func (s *Service) offlineUsers(ctx context.Context, ids []string, out *[]*UserRe
 // touchStrangers upserts the stranger association of a and b in both
 // directions: TS is the first contact, Last the latest message.
 func (s *Service) touchStrangers(ctx context.Context, a, b string, ts int64) error {
-	err := s.Store.Update(ctx, func(tx Tx) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
 		for _, p := range [][2]string{{a, b}, {b, a}} {
 			st, err := tx.Stranger(p[0], p[1])
 			if IsNotFound(err) {

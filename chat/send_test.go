@@ -143,7 +143,7 @@ func TestService_Say_Friend(t *testing.T) {
 	if len(acks) != 1 || acks[0].Session != "alice-phone" || acks[0].Payload != fmt.Sprintf(`{"ack":17,"ts":%d}`, rtNow) {
 		t.Fatalf("ack deliveries = %+v", acks)
 	}
-	recs, err := e.svc.Store.Records(ctx, chat.FriendConv("bob", "alice"), rtNow+1, 0, 10)
+	recs, err := e.db.Records(ctx, chat.FriendConv("bob", "alice"), rtNow+1, 0, 10)
 	if err != nil || len(recs) != 1 || recs[0].Speaker != "alice" || recs[0].Content.Body != "hi bob" || recs[0].Remark != "r" {
 		t.Fatalf("Records = %+v, %v", recs, err)
 	}
@@ -208,7 +208,7 @@ func TestService_Say_Refused(t *testing.T) {
 	}
 	// Nothing was stored anywhere.
 	for _, conv := range []chat.Conv{chat.FriendConv("alice", "bob"), chat.FriendConv("alice", "carol"), chat.GroupConv("g1")} {
-		if recs, _ := e.svc.Store.Records(ctx, conv, rtNow+1, 0, 10); len(recs) != 0 {
+		if recs, _ := e.db.Records(ctx, conv, rtNow+1, 0, 10); len(recs) != 0 {
 			t.Errorf("%s has records after refusals: %+v", conv, recs)
 		}
 	}
@@ -344,7 +344,7 @@ func TestService_Say_Stranger(t *testing.T) {
 	}
 	e.now = e.now.Add(5 * time.Second)
 	say()
-	err := e.svc.Store.View(ctx, func(tx chat.Tx) error {
+	err := e.db.View(ctx, func(tx chat.Tx) error {
 		for _, p := range [][2]string{{"a", "b"}, {"b", "a"}} {
 			st, err := tx.Stranger(p[0], p[1])
 			if err != nil {
@@ -359,7 +359,7 @@ func TestService_Say_Stranger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if recs, _ := e.svc.Store.Records(ctx, chat.StrangerConv("b", "a"), rtNow+10000, 0, 10); len(recs) != 2 {
+	if recs, _ := e.db.Records(ctx, chat.StrangerConv("b", "a"), rtNow+10000, 0, 10); len(recs) != 2 {
 		t.Errorf("stranger history = %+v", recs)
 	}
 }

@@ -41,7 +41,10 @@ type Options struct {
 // Service holds every rule of the domain. The REST handlers and the MQTT
 // hooks call it; it calls the Store, the Publisher and the Pusher.
 type Service struct {
-	Store     Store
+	// store is reached only through the Service: membership writes go
+	// through updateLocked, which keeps the locks and the membership cache
+	// in step with it. Whoever opened the store keeps their own handle.
+	store     Store
 	Publisher Publisher
 	Pusher    Pusher
 	Presence  *Presence
@@ -82,7 +85,7 @@ func NewService(store Store, opts Options) *Service {
 		}
 	}
 	return &Service{
-		Store:     store,
+		store:     store,
 		Publisher: NopPublisher{},
 		Pusher:    NopPusher{},
 		Presence:  NewPresence(),
@@ -152,7 +155,7 @@ func (s *Service) updateLocked(ctx context.Context, key string, fn func(Tx) erro
 	mu.Lock()
 	defer mu.Unlock()
 	defer s.members.drop(key)
-	return s.Store.Update(ctx, fn)
+	return s.store.Update(ctx, fn)
 }
 
 // NormalizeLimit clamps a list limit: ≤0 → 20, >100 → 100.

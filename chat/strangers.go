@@ -30,7 +30,7 @@ func (s *Service) Strangers(ctx context.Context, uid string, q StrangerQuery) ([
 		return nil, err
 	}
 	var all []*Stranger
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		all, err = tx.Strangers(uid)
 		return err
@@ -71,7 +71,7 @@ func (s *Service) Stranger(ctx context.Context, uid, sid string) (*StrangerItem,
 		return nil, err
 	}
 	var st *Stranger
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		st, err = tx.Stranger(uid, sid)
 		return err

@@ -85,7 +85,7 @@ func (s *Service) SystemSend(ctx context.Context, kind SystemTarget, target stri
 	case SystemToUser:
 		var u *UserRecord
 		var isPassenger bool
-		err := s.Store.View(ctx, func(tx Tx) (err error) {
+		err := s.store.View(ctx, func(tx Tx) (err error) {
 			u, err = tx.User(target)
 			if !IsNotFound(err) {
 				return err

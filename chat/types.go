@@ -1,9 +1,6 @@
 package chat
 
-import (
-	"encoding/json"
-	"strings"
-)
+import "encoding/json"
 
 // Receiver and source types of MaxIM (docs/maxim.md §1.7).
 const (
@@ -296,6 +293,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-// trimSlash is used by id parsers that tolerate trailing slashes.
-func trimSlash(s string) string { return strings.TrimRight(s, "/") }

@@ -73,7 +73,7 @@ func (s *Service) User(ctx context.Context, uid string) (*UserDetail, error) {
 		return nil, err
 	}
 	var d *UserDetail
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		u, err := tx.User(uid)
 		if err != nil {
 			return err
@@ -128,7 +128,7 @@ func (s *Service) ClearAttributes(ctx context.Context, kind AttrKind, id string)
 		return err
 	}
 	now := s.nowMillis()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.store.Update(ctx, func(tx Tx) error {
 		return attrObject(tx, kind, id, false, now, func(Attributes) Attributes { return Attributes{} })
 	})
 }
@@ -140,7 +140,7 @@ func (s *Service) GetAttributes(ctx context.Context, kind AttrKind, id string) (
 		return nil, err
 	}
 	var out Attributes
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
 		out, err = readAttrs(tx, kind, id)
 		return err
@@ -171,7 +171,7 @@ func (s *Service) UnbindInstalls(ctx context.Context, uid string, installs []str
 		return err
 	}
 	now := s.nowMillis()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.store.Update(ctx, func(tx Tx) error {
 		u, err := tx.User(uid)
 		if IsNotFound(err) {
 			return nil
@@ -200,7 +200,7 @@ func (s *Service) UnbindInstalls(ctx context.Context, uid string, installs []str
 // as q says (U1, docs/maxim.md §5.1).
 func (s *Service) SearchUsers(ctx context.Context, q SearchQuery) ([]UserItem, error) {
 	var hits []*UserRecord
-	err := s.Store.View(ctx, func(tx Tx) error {
+	err := s.store.View(ctx, func(tx Tx) error {
 		return tx.Users(func(u *UserRecord) error {
 			if q.matches(u.Attributes) {
 				hits = append(hits, u)
@@ -230,7 +230,7 @@ func (s *Service) writeAttrs(ctx context.Context, kind AttrKind, id string, attr
 		return err
 	}
 	now := s.nowMillis()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	return s.store.Update(ctx, func(tx Tx) error {
 		return attrObject(tx, kind, id, true, now, func(old Attributes) Attributes {
 			if replace {
 				return clean.Clone()

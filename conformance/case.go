@@ -113,11 +113,12 @@ func runCase(ctx context.Context, addr string, c *Case, timeout time.Duration) e
 	if err != nil {
 		return failf(ClassDial, "dial: %v", err)
 	}
-	defer conn.Close()
+	// The case's outcome is what was read and written; closing is teardown.
+	defer func() { _ = conn.Close() }()
 	s := &session{ctx: ctx, conn: conn, timeout: timeout}
 	// Closing on cancellation unblocks any read at once; deadlines bound
 	// everything else.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 
 	if c.Connect {
@@ -176,7 +177,10 @@ func (s *session) write(b []byte) {
 	if s.writeErr != nil || len(b) == 0 {
 		return
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+	if err := s.conn.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil {
+		s.writeErr = err
+		return
+	}
 	if _, err := s.conn.Write(b); err != nil {
 		s.writeErr = err
 	}
@@ -192,7 +196,9 @@ func (s *session) readUntil(max int, grace time.Duration, stop func([]byte) bool
 	if max == 0 {
 		return nil, nil
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.timeout))
+	// A connection that refuses a deadline is closed: the read below
+	// reports it.
+	_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	buf := make([]byte, 0, max)
 	tmp := make([]byte, max)
 	shrunk := false
@@ -204,7 +210,7 @@ func (s *session) readUntil(max int, grace time.Duration, stop func([]byte) bool
 		}
 		if n > 0 && grace > 0 && !shrunk {
 			shrunk = true
-			s.conn.SetReadDeadline(time.Now().Add(grace))
+			_ = s.conn.SetReadDeadline(time.Now().Add(grace)) // as above
 		}
 		if err != nil {
 			if s.ctx.Err() != nil {
@@ -357,7 +363,7 @@ func externalPublish(ctx context.Context, addr string, st Step, timeout time.Dur
 	if err != nil {
 		return failf(ClassHelper, "helper: dial: %v", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // teardown, as in runCase
 	h := &session{ctx: ctx, conn: conn, timeout: timeout}
 	wrap := func(err error) error {
 		var ce *caseError

@@ -44,7 +44,9 @@ func startCmd(cmd *exec.Cmd) (*child, error) {
 	}
 	c := &child{cmd: cmd, done: make(chan struct{})}
 	go func() {
-		cmd.Wait()
+		// The exit status is not the verdict: the cases' outcomes and the
+		// output tail are.
+		_ = cmd.Wait()
 		close(c.done)
 	}()
 	return c, nil
@@ -57,7 +59,7 @@ func (c *child) kill() {
 		return
 	default:
 	}
-	c.cmd.Process.Kill()
+	_ = c.cmd.Process.Kill() // fails only when it has already exited
 	select {
 	case <-c.done:
 	case <-time.After(10 * time.Second):
@@ -212,8 +214,13 @@ func ServeChild(start func() (addr string, stop func() error, err error)) int {
 		fmt.Fprintln(os.Stderr, "conformance child:", err)
 		return 2
 	}
-	fmt.Fprintln(os.Stdout, childListening+addr)
-	io.Copy(io.Discard, os.Stdin)
+	if _, err := fmt.Fprintln(os.Stdout, childListening+addr); err != nil {
+		fmt.Fprintln(os.Stderr, "conformance child: announce:", err)
+		_ = stop()
+		return 2
+	}
+	// EOF and a read error both mean the parent is gone.
+	_, _ = io.Copy(io.Discard, os.Stdin)
 	if err := stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance child: stop:", err)
 		return 1
@@ -265,7 +272,7 @@ func waitListening(ctx context.Context, c *child) error {
 	for {
 		conn, err := net.DialTimeout("tcp", c.addr, time.Second)
 		if err == nil {
-			conn.Close()
+			_ = conn.Close() // a probe: the child accepts connections
 			return nil
 		}
 		select {
@@ -283,7 +290,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

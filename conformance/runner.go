@@ -361,18 +361,6 @@ func (st *runState) isolate(ctx context.Context, cases []*Case) bool {
 	return true
 }
 
-// brokerClosed reports whether the broker closed the case's connection,
-// which is what a crashing broker looks like from the client.
-func brokerClosed(res Result) bool {
-	switch res.Class {
-	case "":
-		return res.Outcome == Pass && res.Case.ExpectDisconnect
-	case ClassClosed, ClassClosedProbe, ClassExtraClose, ClassConnack, ClassShort, ClassDial, ClassMismatch, ClassHelper:
-		return true
-	}
-	return false
-}
-
 func (st *runState) exited() bool {
 	select {
 	case <-st.r.Broker.Done():
@@ -448,7 +436,7 @@ func Ping(ctx context.Context, addr, clientID string, timeout time.Duration) err
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // teardown, as in runCase
 	s := &session{ctx: ctx, conn: conn, timeout: timeout}
 	s.write(ConnectPacket(4, clientID))
 	if err := s.expectConnack("health CONNACK"); err != nil {

@@ -58,7 +58,7 @@ func TestSay_Refusals(t *testing.T) {
 		m := e.marker(chat.User("bob"))
 		expect(t, bob, "users/bob/marker", m)
 		for _, conv := range []chat.Conv{chat.FriendConv("alice", "bob"), chat.FriendConv("alice", "carol"), chat.GroupConv("g1")} {
-			if recs, _ := e.svc.Store.Records(context.Background(), conv, e.svc.Now().UnixMilli()+1000, 0, 10); len(recs) != 0 {
+			if recs, _ := e.db.Records(context.Background(), conv, e.svc.Now().UnixMilli()+1000, 0, 10); len(recs) != 0 {
 				t.Errorf("%s stored refused messages: %+v", conv, recs)
 			}
 		}
@@ -96,7 +96,7 @@ func TestSay_QoS2(t *testing.T) {
 		t.Errorf("QoS 0: reason %#x", rc)
 	}
 	waitFor(t, "both messages stored", func() bool {
-		recs, _ := e.svc.Store.Records(context.Background(), chat.FriendConv("alice", "bob"), e.svc.Now().UnixMilli()+1000, 0, 10)
+		recs, _ := e.db.Records(context.Background(), chat.FriendConv("alice", "bob"), e.svc.Now().UnixMilli()+1000, 0, 10)
 		return len(recs) == 2
 	})
 }
@@ -326,7 +326,7 @@ func TestSay_DuplicateRetransmission(t *testing.T) {
 	publish(7, true, "once")  // retransmission: acked, not stored again
 	publish(7, false, "once") // a new message that happens to reuse the id: stored
 	publish(8, true, "other") // a DUP never seen before: stored
-	recs, err := e.svc.Store.Records(context.Background(), chat.FriendConv("alice", "bob"), e.svc.Now().UnixMilli()+1000, 0, 10)
+	recs, err := e.db.Records(context.Background(), chat.FriendConv("alice", "bob"), e.svc.Now().UnixMilli()+1000, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func TestAuth_Login(t *testing.T) {
 			if c := e.connectV3(t, "v3-"+tt.name, tt.username, tt.password, true, tt.v3, nil); c != nil {
 				c.Close()
 			}
-			noPassword := func(c *paho5.Connect) { c.PasswordFlag = c.Password != nil && len(c.Password) > 0 }
+			noPassword := func(c *paho5.Connect) { c.PasswordFlag = len(c.Password) > 0 }
 			if c, _ := e.connectV5(t, "v5-"+tt.name, tt.username, tt.password, tt.v5, noPassword); c != nil {
 				c.Close()
 			}
@@ -85,7 +85,7 @@ func TestAuth_LoginEffects(t *testing.T) {
 	e.connectV3(t, "p1", "passenger:visitor", authJSON(map[string]any{
 		"app": testApp, "sign": sign(), "passenger": map[string]any{"id": "visitor", "name": "Wang", "age": 28},
 	}), true, 0, nil)
-	err := e.svc.Store.View(context.Background(), func(tx chat.Tx) error {
+	err := e.db.View(context.Background(), func(tx chat.Tx) error {
 		u, err := tx.User("neo")
 		if err != nil {
 			return err

@@ -34,6 +34,7 @@ const (
 // in a temp dir, listening on 127.0.0.1:0.
 type env struct {
 	svc  *chat.Service
+	db   *storage.DB
 	srv  *broker.Server
 	addr string
 	seq  atomic.Int64
@@ -77,16 +78,17 @@ func newEnvBroker(t *testing.T, editBroker func(*broker.Options), edit func(*hoo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return &env{svc: svc, srv: srv, addr: srv.TCPAddr().String()}
+	return &env{svc: svc, db: db, srv: srv, addr: srv.TCPAddr().String()}
 }
 
 // sign returns a fresh MaxIM signature with the client key.
 func sign() string { return chat.Sign(testKey, time.Now().UnixMilli()) }
 
-// seed writes directly to the store.
+// seed writes directly to the store, past the Service and its membership
+// cache: it sets up what the Service has not yet looked at.
 func (e *env) seed(t *testing.T, fn func(tx chat.Tx) error) {
 	t.Helper()
-	if err := e.svc.Store.Update(context.Background(), fn); err != nil {
+	if err := e.db.Update(context.Background(), fn); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 }

@@ -82,7 +82,7 @@ func TestLimits_SayRateLimit(t *testing.T) {
 		if m := nextEvent(t, bob); !strings.Contains(m.Payload, "from carol") {
 			t.Fatalf("bob got %s %s, not carol's message (was a refused say delivered?)", m.Topic, m.Payload)
 		}
-		recs, err := e.svc.Store.Records(context.Background(), chat.FriendConv("alice", "bob"), math.MaxInt64, 0, 100)
+		recs, err := e.db.Records(context.Background(), chat.FriendConv("alice", "bob"), math.MaxInt64, 0, 100)
 		if err != nil || len(recs) != 3 {
 			t.Fatalf("stored %d records (%v), want the 3 within the burst", len(recs), err)
 		}
@@ -213,7 +213,7 @@ func TestLimits_StalledSubscriber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := e.svc.Store.Records(context.Background(), chat.GroupConv("g1"), math.MaxInt64, 0, 10*n)
+	all, err := e.db.Records(context.Background(), chat.GroupConv("g1"), math.MaxInt64, 0, 10*n)
 	if err != nil || len(all) != n || len(recs) != 100 {
 		t.Fatalf("history holds %d records (%v), want %d", len(all), err, n)
 	}

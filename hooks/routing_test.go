@@ -82,7 +82,7 @@ func (w *world) quietP(t *testing.T) {
 // history returns the stored records of conv.
 func (w *world) history(t *testing.T, conv chat.Conv) []chat.Record {
 	t.Helper()
-	recs, err := w.e.svc.Store.Records(context.Background(), conv, w.e.svc.Now().UnixMilli()+1000, 0, 100)
+	recs, err := w.e.db.Records(context.Background(), conv, w.e.svc.Now().UnixMilli()+1000, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestRouting(t *testing.T) {
 			expectJSON(t, w.a2, "users/alice/yourself", map[string]any{
 				"to": map[string]any{"id": "dave", "type": 4.0}, "content": content, "ts": float64(recs[0].TS), "id": recs[0].ID, "seq": 1.0,
 			})
-			err := w.e.svc.Store.View(context.Background(), func(tx chat.Tx) error {
+			err := w.e.db.View(context.Background(), func(tx chat.Tx) error {
 				if _, err := tx.Stranger("alice", "dave"); err != nil {
 					return err
 				}

@@ -185,7 +185,7 @@ func (s *Server) saveForm(c *fiber.Ctx) ([]string, error) {
 	if err != nil {
 		return nil, chat.Errorf(chat.CodeUpload, "cannot read the uploaded file")
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	return s.opts.Attachments.Save(uploadCtx(c), fh.Filename, f)
 }
 
@@ -223,7 +223,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		if d.After(p.end) {
 			d = p.end
 		}
-		p.conn.SetReadDeadline(d) // fasthttp sets its own again per request
+		// fasthttp sets its own again per request; a connection that refuses
+		// a deadline fails its next read anyway.
+		_ = p.conn.SetReadDeadline(d)
 	}
 	return n, err
 }
@@ -315,7 +317,7 @@ func (s *Server) serveAttachment(c *fiber.Ctx) error {
 	closeFile := true
 	defer func() {
 		if closeFile {
-			f.Close()
+			_ = f.Close() // read only
 		}
 	}()
 

@@ -108,7 +108,9 @@ func newAttServer(tb testing.TB, mode string, maxSize int64, log io.Writer) *att
 	}
 	tb.Cleanup(func() {
 		a.client.CloseIdleConnections()
-		srv.App().ShutdownWithTimeout(5 * time.Second)
+		if err := srv.App().ShutdownWithTimeout(5 * time.Second); err != nil {
+			tb.Errorf("shutdown: %v", err)
+		}
 	})
 	return a
 }
@@ -152,7 +154,7 @@ func (r *attResponse) errorCode() int {
 	var e struct {
 		ErrorCode int `json:"errorCode"`
 	}
-	json.Unmarshal(r.Body, &e)
+	_ = json.Unmarshal(r.Body, &e) // not a MaxIM error body: 0
 	return e.ErrorCode
 }
 
@@ -235,7 +237,9 @@ func testPNG(tb testing.TB, w, h int) []byte {
 		}
 	}
 	var buf bytes.Buffer
-	png.Encode(&buf, m)
+	if err := png.Encode(&buf, m); err != nil {
+		tb.Fatal(err)
+	}
 	return buf.Bytes()
 }
 
@@ -316,7 +320,7 @@ func TestAttachment_UploadFile(t *testing.T) {
 		}
 		// Only generated names exist in the store, and nothing was written
 		// beside it.
-		filepath.WalkDir(filepath.Dir(a.dir), func(p string, d os.DirEntry, err error) error {
+		err := filepath.WalkDir(filepath.Dir(a.dir), func(p string, d os.DirEntry, err error) error {
 			rel, _ := filepath.Rel(a.dir, p)
 			switch {
 			case err != nil, d.IsDir(), strings.HasPrefix(p, filepath.Join(filepath.Dir(a.dir), "db")):
@@ -327,6 +331,9 @@ func TestAttachment_UploadFile(t *testing.T) {
 			}
 			return nil
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
@@ -544,7 +551,7 @@ func TestAttachment_URLBase(t *testing.T) {
 		}
 		r := a.do(t, "POST", "/attachment", h, bytes.NewReader(body), int64(len(body)))
 		var urls []string
-		json.Unmarshal(r.Body, &urls)
+		_ = json.Unmarshal(r.Body, &urls) // a non-list body fails the check below
 		if r.Status != 201 || len(urls) != 1 || !strings.HasPrefix(urls[0], tc.want) {
 			t.Errorf("headers %v: status %d, URLs %q; want prefix %q", tc.hdr, r.Status, urls, tc.want)
 		}
@@ -671,7 +678,7 @@ func startMemChild(t *testing.T, mode string) *memChild {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() }) // the child ends on EOF; its exit is not under test
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if base, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
@@ -693,7 +700,9 @@ func (m *memChild) status(t *testing.T, field string) int64 {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
 			return kb << 10
 		}
 	}
@@ -750,12 +759,14 @@ func imageUpload(t *testing.T, size int64) (string, io.Reader, int64) {
 		side += 16
 	}
 	m := image.NewNRGBA(image.Rect(0, 0, side, side))
-	(&xorshift{x: 1}).Read(m.Pix)
+	_, _ = (&xorshift{x: 1}).Read(m.Pix) // never fails
 	for i := 3; i < len(m.Pix); i += 4 {
 		m.Pix[i] = 255
 	}
 	var buf bytes.Buffer
-	png.Encode(&buf, m)
+	if err := png.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
 	if int64(buf.Len()) > size {
 		t.Fatalf("noise PNG is %d bytes, over %d", buf.Len(), size)
 	}
@@ -776,7 +787,9 @@ func flatImageUpload(t *testing.T, pixels int64) (string, io.Reader, int64) {
 		m.Pix[i] = 0x80
 	}
 	var buf bytes.Buffer
-	png.Encode(&buf, m)
+	if err := png.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("image: %dx%d PNG, %.1f MiB", side, side, mib(int64(buf.Len())))
 	return formAround("flat.png", bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 }
@@ -785,7 +798,7 @@ func flatImageUpload(t *testing.T, pixels int64) (string, io.Reader, int64) {
 func formAround(filename string, r io.Reader, size int64) (string, io.Reader, int64) {
 	var head bytes.Buffer
 	w := multipart.NewWriter(&head)
-	w.CreateFormFile("attachment", filename)
+	_, _ = w.CreateFormFile("attachment", filename) // into a bytes.Buffer: never fails
 	tail := "\r\n--" + w.Boundary() + "--\r\n"
 	return w.FormDataContentType(), io.MultiReader(bytes.NewReader(head.Bytes()), r, strings.NewReader(tail)), int64(head.Len()) + size + int64(len(tail))
 }

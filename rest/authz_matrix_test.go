@@ -107,7 +107,7 @@ func newMatrixFixture(t *testing.T, ts *testServer, n int) matrixFixture {
 		G: fmt.Sprintf("%032x", n), R: fmt.Sprintf("r%d", n), P: fmt.Sprintf("p%d", n)}
 	red := chat.Attributes{"color": []byte(`"red"`)}
 	now := ts.now()
-	err := ts.svc.Store.Update(context.Background(), func(tx chat.Tx) error {
+	err := ts.db.Update(context.Background(), func(tx chat.Tx) error {
 		for _, u := range []string{f.A, f.B, f.C} {
 			if err := tx.PutUser(&chat.UserRecord{ID: u, Attributes: red.Clone(), Installs: []string{"i1"}, TS: now}); err != nil {
 				return err
@@ -198,8 +198,7 @@ func TestAuthzMatrix_REST(t *testing.T) {
 	cells := 0
 	for _, strict := range []bool{false, true} {
 		t.Run(fmt.Sprintf("strict=%v", strict), func(t *testing.T) {
-			var ts *testServer
-			ts = newTestServer(t, func(o *rest.Options) {
+			ts := newTestServer(t, func(o *rest.Options) {
 				o.StrictAdmin = strict
 				o.Log = zerolog.Nop()
 				st, err := attachment.Open(attachment.Options{Dir: filepath.Join(t.TempDir(), "att")})

@@ -131,7 +131,7 @@ func TestGroups_Delete(t *testing.T) {
 	ts.call("GET", "/groups/"+gid, nil).expectError(404, chat.CodeNotFound)
 	ts.call("GET", "/ctx/m/groups", nil).expect(200, `[]`)
 	ts.call("GET", "/ctx/o/groups", nil).expect(200, `[]`)
-	recs, err := ts.svc.Store.Records(context.Background(), chat.GroupConv(gid), ts.now()+1, 0, 100)
+	recs, err := ts.db.Records(context.Background(), chat.GroupConv(gid), ts.now()+1, 0, 100)
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("records after delete = %v, %v; want none", recs, err)
 	}

@@ -356,7 +356,7 @@ func js(format string, args ...any) string { return fmt.Sprintf(format, args...)
 func (ts *testServer) seed(conv chat.Conv, speaker, body string, tsMillis int64) chat.Record {
 	ts.t.Helper()
 	rec := &chat.Record{Conv: conv, Speaker: speaker, Content: chat.Content{Media: chat.MediaText, Body: body}, TS: tsMillis}
-	if err := ts.svc.Store.AppendRecord(context.Background(), rec, 0); err != nil {
+	if err := ts.db.AppendRecord(context.Background(), rec, 0); err != nil {
 		ts.t.Fatalf("AppendRecord: %v", err)
 	}
 	return *rec
@@ -366,7 +366,7 @@ func (ts *testServer) seed(conv chat.Conv, speaker, body string, tsMillis int64)
 // message does.
 func (ts *testServer) seedStranger(a, b string, first, last int64) {
 	ts.t.Helper()
-	err := ts.svc.Store.Update(context.Background(), func(tx chat.Tx) error {
+	err := ts.db.Update(context.Background(), func(tx chat.Tx) error {
 		if err := tx.PutStranger(&chat.Stranger{User: a, Other: b, TS: first, Last: last}); err != nil {
 			return err
 		}

@@ -40,8 +40,11 @@ func TestLimits_DeclaredBodyAndHeaders(t *testing.T) {
 	}
 	defer c.Close()
 	h := signed()
-	fmt.Fprintf(c, "PUT /ctx/u1/attributes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-ML-AppId: %s\r\nX-ML-Request-Sign: %s\r\n\r\n",
+	_, err = fmt.Fprintf(c, "PUT /ctx/u1/attributes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nX-ML-AppId: %s\r\nX-ML-Request-Sign: %s\r\n\r\n",
 		100<<20, h["X-ML-AppId"], h["X-ML-Request-Sign"])
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Write(make([]byte, 64<<10)); err != nil {
 		t.Fatal(err)
 	}

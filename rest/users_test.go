@@ -101,7 +101,7 @@ func TestUsers_Detail(t *testing.T) {
 	own := ts.call("POST", "/groups", `{"owner":"alice","members":["bob"]}`).expect(201, "*").str()
 	member := ts.call("POST", "/groups", `{"owner":"bob","members":["alice"]}`).expect(201, "*").str()
 	room := ts.call("POST", "/rooms", `{"members":["alice"]}`).expect(201, "*").str()
-	err := ts.svc.Store.Update(context.Background(), func(tx chat.Tx) error {
+	err := ts.db.Update(context.Background(), func(tx chat.Tx) error {
 		u, err := tx.User("alice")
 		if err != nil {
 			return err
@@ -266,7 +266,7 @@ func TestUsers_FriendHistory(t *testing.T) {
 	ts.call("GET", "/ctx/testuser1/friends/testuser2/chats?limit=0&ts=0", nil).expect(200, all)
 	// A record with a remark carries it.
 	r := &chat.Record{Conv: conv, Speaker: "testuser2", Content: chat.Content{Media: chat.MediaImage, Body: "http://x/a.png"}, Remark: "http://x/a.sm.png", TS: now - 10}
-	if err := ts.svc.Store.AppendRecord(context.Background(), r, 0); err != nil {
+	if err := ts.db.AppendRecord(context.Background(), r, 0); err != nil {
 		t.Fatal(err)
 	}
 	ts.call("GET", "/ctx/testuser1/friends/testuser2/chats?limit=1", nil).
@@ -430,7 +430,7 @@ func TestUsers_UnbindInstalls(t *testing.T) {
 	ts.call("POST", "/ctx/u1/attributes", nil).expect(201, "")
 	setInstalls := func(ids ...string) {
 		t.Helper()
-		err := ts.svc.Store.Update(context.Background(), func(tx chat.Tx) error {
+		err := ts.db.Update(context.Background(), func(tx chat.Tx) error {
 			u, err := tx.User("u1")
 			if err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 func mustAppend(tb testing.TB, db *DB, conv chat.Conv, speaker string, ts int64, ttl time.Duration) chat.Record {
@@ -244,20 +245,13 @@ func TestRecords_TTL(t *testing.T) {
 	if recs := mustRecords(t, db, conv, now+1, 0, 10); len(recs) != 2 {
 		t.Fatalf("Records() before expiry = %d records, want 2", len(recs))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Until(t, "the record with a 1s TTL to expire", 5*time.Second, func() bool {
 		recs, err := db.Records(ctx, conv, now+1, 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) == 1 && recs[0].Seq == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("record with 1s TTL still visible after 5s: %+v", recs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(recs) == 1 && recs[0].Seq == 2
+	})
 	// Expiry does not reset the sequence.
 	if rec := mustAppend(t, db, conv, "a", now, 0); rec.Seq != 3 {
 		t.Errorf("seq after expiry = %d, want 3", rec.Seq)

@@ -68,7 +68,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().String(), nil
 }
 
@@ -147,7 +147,7 @@ mqtt:
 	// The broker dies with the bench, however the bench ends.
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
-		b.log.Close()
+		_ = b.log.Close() // the start error is the one to report
 		return nil, fmt.Errorf("start %s: %w", spec.Kind, err)
 	}
 	b.done = make(chan struct{})
@@ -161,7 +161,7 @@ mqtt:
 		for {
 			c, err := net.DialTimeout("tcp", a, time.Second)
 			if err == nil {
-				c.Close()
+				_ = c.Close() // a probe: the broker accepts connections
 				break
 			}
 			if time.Now().After(deadline) || b.exited() {
@@ -204,10 +204,12 @@ func (b *Broker) Stop() {
 			<-b.done
 		}
 	}
+	// Teardown of a stopped broker: its log was copied where it mattered,
+	// and a data directory left behind sits in the temporary directory.
 	if b.log != nil {
-		b.log.Close()
+		_ = b.log.Close()
 	}
-	os.RemoveAll(b.dir)
+	_ = os.RemoveAll(b.dir)
 }
 
 // clkTck is USER_HZ, the unit of utime and stime in /proc/<pid>/stat; it is
@@ -244,7 +246,7 @@ func Memory(pid int) (rss, hwm int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
@@ -279,7 +281,7 @@ func (b *Broker) rest(ctx context.Context, method, path, body string) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read only
 	var out bytes.Buffer
 	_, _ = out.ReadFrom(resp.Body)
 	if resp.StatusCode/100 != 2 {

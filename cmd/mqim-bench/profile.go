@@ -59,15 +59,18 @@ func (p *profiler) fetch(path, file string) {
 		p.logf("profile %s: %v", path, err)
 		return
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read only
 	out := filepath.Join(p.dir, file)
 	f, err := os.Create(out)
 	if err != nil {
 		p.logf("profile: %v", err)
 		return
 	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
 		p.logf("profile %s: %v %s", path, err, resp.Status)
 		return
 	}

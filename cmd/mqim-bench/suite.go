@@ -94,7 +94,7 @@ func runSuite(ctx context.Context, c *Config, logf func(string, ...any)) error {
 		writeJSON(c.JSONOut, all)
 	}
 	report := renderReport(c, brokers, runs, time.Since(start))
-	fmt.Fprintln(os.Stdout, report)
+	fmt.Println(report)
 	if c.Out != "" {
 		return writeReport(c.Out, report)
 	}
@@ -124,19 +124,21 @@ func median(rs []*Result, byLatency bool) *Result {
 	return s[len(s)/2]
 }
 
+// printResult writes progress lines to a console or a test log; a failed
+// write loses a line of progress, never a result (the report is separate).
 func printResult(w io.Writer, r *Result) {
 	if r.Scenario == ScenarioConns {
-		fmt.Fprintf(w, "  %-9s conns: %d connected in %v (%.0f/s), RSS %.1f → %.1f MiB = %.2f KiB/conn, %v later %.1f MiB = %.2f KiB/conn, peak %.1f MiB, CPU %.2fs\n",
+		_, _ = fmt.Fprintf(w, "  %-9s conns: %d connected in %v (%.0f/s), RSS %.1f → %.1f MiB = %.2f KiB/conn, %v later %.1f MiB = %.2f KiB/conn, peak %.1f MiB, CPU %.2fs\n",
 			r.Broker, r.Connected, r.ConnectTime.Round(time.Millisecond), r.Rate,
 			mib(r.RSSBefore), mib(r.RSSAfter), r.PerConnKiB, settleTime, mib(r.RSSSettled), r.SettledKiB, mib(r.PeakRSS), r.CPU.Seconds())
 	} else {
-		fmt.Fprintf(w, "  %-9s %s: sent %d acked %d delivered %d/%d lost %d dups %d in %v → %.0f msgs/s; latency p50 %v p99 %v p99.9 %v max %v; CPU %.2fs = %.1f µs/msg; peak RSS %.1f MiB\n",
+		_, _ = fmt.Fprintf(w, "  %-9s %s: sent %d acked %d delivered %d/%d lost %d dups %d in %v → %.0f msgs/s; latency p50 %v p99 %v p99.9 %v max %v; CPU %.2fs = %.1f µs/msg; peak RSS %.1f MiB\n",
 			r.Broker, r.Scenario, r.Sent, r.Acked, r.Delivered, r.Expected, r.Lost, r.Dups,
 			r.Elapsed.Round(time.Millisecond), r.Rate, r.P50, r.P99, r.P999, r.Max,
 			r.CPU.Seconds(), us(r.CPUPerMsg), mib(r.PeakRSS))
 	}
 	for _, e := range r.Errors {
-		fmt.Fprintf(w, "    error: %s\n", e)
+		_, _ = fmt.Fprintf(w, "    error: %s\n", e)
 	}
 }
 
@@ -380,7 +382,9 @@ func memTotal() string {
 	for _, l := range strings.Split(string(data), "\n") {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
 			var kb int64
-			fmt.Sscan(f[1], &kb)
+			if _, err := fmt.Sscan(f[1], &kb); err != nil {
+				break
+			}
 			return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 		}
 	}

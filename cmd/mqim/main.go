@@ -42,7 +42,7 @@ func main() {
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "mqim:", err)
-		m.Close()
+		_ = m.Close() // exiting on the Run error already printed
 		os.Exit(1)
 	}
 	<-ctx.Done()
@@ -227,7 +227,8 @@ func (m *Main) loadCredentials() error {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			return fmt.Errorf("credentials: %w", err)
 		}
-		fmt.Fprintf(m.Out, "mqim generated app credentials (kept in %s):\n  app id:     %s\n  key:        %s\n  master key: %s\n",
+		// Stored above; a banner that fails to print is still in the file.
+		_, _ = fmt.Fprintf(m.Out, "mqim generated app credentials (kept in %s):\n  app id:     %s\n  key:        %s\n  master key: %s\n",
 			path, saved.AppID, saved.Key, saved.MasterKey)
 	default:
 		return fmt.Errorf("credentials: %w", err)

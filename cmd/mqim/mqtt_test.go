@@ -15,6 +15,7 @@ import (
 
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 // Ensure the real-time layer as cmd/mqim wires it, in process: the bound
@@ -88,12 +89,9 @@ func TestStartMQTT_Wiring(t *testing.T) {
 	bob.Disconnect(100)
 	// The server handles the DISCONNECT on its own goroutine: wait until bob
 	// is offline, or the next message would find him online and not push.
-	for deadline := time.Now().Add(5 * time.Second); m.Service.Presence.Online(chat.User("bob")); {
-		if time.Now().After(deadline) {
-			t.Fatal("bob still online after his DISCONNECT")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, "bob to be offline after his DISCONNECT", 5*time.Second, func() bool {
+		return !m.Service.Presence.Online(chat.User("bob"))
+	})
 
 	alice, _ := connect("ws://"+ws.String()+"/mqtt", "alice", chat.Sign(key, time.Now().UnixMilli()))
 	defer alice.Disconnect(0)

@@ -7,7 +7,6 @@ package baremochi
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -20,7 +19,7 @@ import (
 func Start(addr string) (string, func() error, error) {
 	// Only the logger differs from the defaults: mochi logs every bad
 	// packet, and stdout is the child's channel to the runner.
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return "", nil, fmt.Errorf("add allow hook: %w", err)
 	}

@@ -42,7 +42,7 @@ func Start(addr string) (string, func() error, error) {
 	}
 	a := b.TCPAddr()
 	if a == nil {
-		b.Close()
+		_ = b.Close() // the missing listener is the error to report
 		return "", nil, fmt.Errorf("broker has no TCP listener")
 	}
 	return a.String(), b.Close, nil
