@@ -292,7 +292,7 @@ func BenchmarkEventEncoders(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			buf := appendMessageEvent(make([]byte, 0, 512), &m)
-			buf = appendYourselfEvent(buf[len(buf):], &y)
+			_ = appendYourselfEvent(buf[len(buf):], &y)
 			_ = appendAckEvent(make([]byte, 0, 48), &a)
 		}
 	})
