@@ -55,25 +55,10 @@ func (c *scriptConn) SetDeadline(time.Time) error      { return nil }
 func (c *scriptConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
 
-// hx decodes hex with spaces; quoted text is taken literally: hx(`00 03 'a/b'`).
-func hx(s string) []byte {
-	var out []byte
-	for i, part := range strings.Split(s, "'") {
-		if i%2 == 1 {
-			out = append(out, part...)
-			continue
-		}
-		b, err := hex.DecodeString(strings.ReplaceAll(part, " ", ""))
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, b...)
-	}
-	return out
-}
-
-// pk builds a packet: first byte, remaining length, body.
-func pk(b0 byte, body string) []byte { return mqttwire.Packet(b0, hx(body)) }
+var (
+	hx = mqttwire.Hex       // hx(`00 03 'a/b'`): hex with spaces, quoted text literal
+	pk = mqttwire.HexPacket // pk(first byte, hex body): a framed packet
+)
 
 var (
 	connect4 = pk(0x10, `0004 'MQTT' 04 02 003C 0001 'p'`)

@@ -1,32 +1,15 @@
 package mqttcheck
 
 import (
-	"encoding/hex"
-	"strings"
 	"testing"
 
 	"github.com/mqim/mqim/internal/mqttwire"
 )
 
-// hx decodes hex with spaces; quoted text is taken literally: hx(`00 03 'a/b'`).
-func hx(s string) []byte {
-	var out []byte
-	for i, part := range strings.Split(s, "'") {
-		if i%2 == 1 {
-			out = append(out, part...)
-			continue
-		}
-		b, err := hex.DecodeString(strings.ReplaceAll(part, " ", ""))
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, b...)
-	}
-	return out
-}
-
-// pk builds a packet: first byte, remaining length, body.
-func pk(b0 byte, body string) []byte { return mqttwire.Packet(b0, hx(body)) }
+var (
+	hx = mqttwire.Hex       // hx(`00 03 'a/b'`): hex with spaces, quoted text literal
+	pk = mqttwire.HexPacket // pk(first byte, hex body): a framed packet
+)
 
 // split takes a packet built by pk or hx apart into Check's arguments.
 func split(p []byte) (byte, []byte) {

@@ -3,7 +3,11 @@
 // input included.
 package mqttwire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"strings"
+)
 
 // AppendVarint appends n as an MQTT variable byte integer, which is
 // encoding/binary's unsigned varint. Unlike a conforming encoder it does
@@ -18,3 +22,25 @@ func Packet(first byte, body []byte) []byte {
 	b = AppendVarint(b, uint64(len(body)))
 	return append(b, body...)
 }
+
+// Hex decodes hex written with spaces; text between single quotes is taken
+// literally: Hex(`00 03 'a/b'`) is 00 03 61 2F 62. It panics on bad hex, as
+// the test tables it serves are constants.
+func Hex(s string) []byte {
+	var out []byte
+	for i, part := range strings.Split(s, "'") {
+		if i%2 == 1 {
+			out = append(out, part...)
+			continue
+		}
+		b, err := hex.DecodeString(strings.ReplaceAll(part, " ", ""))
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, b...)
+	}
+	return out
+}
+
+// HexPacket frames the body written for Hex with the first byte.
+func HexPacket(first byte, body string) []byte { return Packet(first, Hex(body)) }

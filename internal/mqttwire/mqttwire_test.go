@@ -34,3 +34,9 @@ func TestPacket(t *testing.T) {
 		t.Errorf("Packet(PUBLISH, 200 bytes) starts % X", got[:3])
 	}
 }
+
+func TestHexPacket(t *testing.T) {
+	if got, want := HexPacket(0x30, `00 03 'a/b' FF`), []byte{0x30, 0x06, 0x00, 0x03, 'a', '/', 'b', 0xFF}; !bytes.Equal(got, want) {
+		t.Errorf("HexPacket = % X, want % X", got, want)
+	}
+}
