@@ -2,6 +2,7 @@ package broker
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sync"
 
@@ -126,26 +127,39 @@ func QueueOrder(fl *mqtt.Inflight) []packets.Packet {
 		rotateAfterGap(pubs[i:j])
 		i = j
 	}
-	created := make([]int64, len(pubs))
-	next := int64(1<<63 - 1)
-	for i := len(pubs) - 1; i >= 0; i-- {
-		next = min(pubs[i].Created, next-1)
-		created[i] = next
-	}
-	if block := created[len(created)-1] &^ 0xFFFF; created[0] < block {
-		next = block
-		for i := len(pubs) - 1; i >= 0; i-- {
-			next = min(created[i], next-1)
-			created[i] = next
-		}
-	}
+	orig := make([]int64, len(pubs))
 	for i := range pubs {
-		if pubs[i].Created != created[i] {
-			pubs[i].Created = created[i]
+		orig[i] = pubs[i].Created
+	}
+	KeepOrder(pubs)
+	for i := range pubs {
+		if pubs[i].Created != orig[i] {
 			fl.Set(pubs[i])
 		}
 	}
 	return pubs
+}
+
+// KeepOrder rewrites the Created times of pks, given in queue order, so
+// that mochi's sort by uint16(Created) keeps that order: each time becomes
+// at most the original and less than the next one, and all fall into one
+// block of 65536 seconds (before the boundary when they straddle one).
+func KeepOrder(pks []packets.Packet) {
+	if len(pks) == 0 {
+		return
+	}
+	next := int64(math.MaxInt64)
+	for i := len(pks) - 1; i >= 0; i-- {
+		next = min(pks[i].Created, next-1)
+		pks[i].Created = next
+	}
+	if block := pks[len(pks)-1].Created &^ 0xFFFF; pks[0].Created < block {
+		next = block
+		for i := len(pks) - 1; i >= 0; i-- {
+			next = min(pks[i].Created, next-1)
+			pks[i].Created = next
+		}
+	}
 }
 
 // rotateAfterGap rotates pks, sorted by packet id, so that it starts after

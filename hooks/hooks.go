@@ -66,6 +66,9 @@ type Options struct {
 	// that takes over its own client id does not count twice. Zero is
 	// DefaultMaxConnectionsPerUser, negative is unlimited.
 	MaxConnectionsPerUser int
+	// Sessions, when set, keeps persistent MQTT sessions and their queued
+	// events across restarts ([Sessions]).
+	Sessions chat.SessionStore
 	// BaseContext is the lifetime of the hooks; hook calls derive their
 	// context from it. Nil means context.Background().
 	BaseContext context.Context
@@ -121,6 +124,12 @@ func Register(b *broker.Server, opts Options) error {
 		&Say{reg: reg, opts: opts, limiter: chat.NewRateLimiter(opts.RateLimit, opts.RateBurst),
 			deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
 	} {
+		if err := b.AddHook(h, nil); err != nil {
+			return err
+		}
+	}
+	if opts.Sessions != nil {
+		h := &Sessions{reg: reg, srv: b.MQTT(), store: opts.Sessions, ctx: opts.BaseContext, log: opts.Log}
 		if err := b.AddHook(h, nil); err != nil {
 			return err
 		}
