@@ -256,12 +256,19 @@ func (h *Sessions) subsChanged(cl *mqtt.Client) {
 // OnDisconnect implements mqtt.Hook: a persistent session going offline
 // stores its queue, in queue order.
 func (h *Sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
-	if cl.Net.Conn == nil || expire || takenOver(cl) {
-		return // restored from the store at start; ending; or living on in a new connection
+	if cl.Net.Conn == nil || takenOver(cl) {
+		return // restored from the store at start, or living on in a new connection
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if cur, ok := h.srv.Clients.Get(cl.ID); !ok || cur != cl {
+		return
+	}
+	if expire { // e.g. an MQTT 5 DISCONNECT setting the session expiry to 0
+		if s := h.known[cl.ID]; s != nil && s.cl == cl {
+			delete(h.known, cl.ID)
+			h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
+		}
 		return
 	}
 	queue := broker.QueueOrder(cl.State.Inflight)

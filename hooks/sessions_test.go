@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	paho5 "github.com/eclipse/paho.golang/paho"
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/broker"
@@ -91,6 +93,11 @@ func TestSessions_Restart(t *testing.T) {
 	if n := store.n(chat.SessionPutEvent); n != 0 {
 		t.Errorf("%d event writes for a connected session, want 0", n)
 	}
+	// Acknowledged, so nothing is in flight when dave goes.
+	testwait.Until(t, "dave's acks", wait, func() bool {
+		cl, ok := e.srv.MQTT().Clients.Get("dave-tab")
+		return ok && cl.State.Inflight.Len() == 0
+	})
 	dave.Close()
 	testwait.Until(t, "dave offline", wait, func() bool {
 		cl, ok := e.srv.MQTT().Clients.Get("dave-tab")
@@ -150,5 +157,43 @@ func TestSessions_ExpiredAtRestart(t *testing.T) {
 	})
 	if len(ids) != 1 || ids[0] != "recent" {
 		t.Errorf("stored sessions %v, want [recent]", ids)
+	}
+}
+
+// Ensure an MQTT 5 session that ends with its connection (DISCONNECT with
+// session expiry 0) leaves nothing stored, and a persistent one is stored
+// with its subscription.
+func TestSessions_V5ExpiryZeroAtDisconnect(t *testing.T) {
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	e := startSessionEnv(t, db, db, 0)
+	e.users(t, "dave")
+	expiry := uint32(3600)
+	persist := func(c *paho5.Connect) {
+		c.CleanStart = false
+		c.Properties = &paho5.ConnectProperties{SessionExpiryInterval: &expiry}
+	}
+	stays, _ := e.connectV5(t, "dave-stays", "dave", sign(), 0, persist)
+	stays.Subscribe(t, "users/dave/#")
+	ends, _ := e.connectV5(t, "dave-ends", "dave", sign(), 0, persist)
+	ends.Subscribe(t, "users/dave/#")
+	zero := uint32(0)
+	_ = ends.c.Disconnect(&paho5.Disconnect{Properties: &paho5.DisconnectProperties{SessionExpiryInterval: &zero}})
+	testwait.Until(t, "dave-ends gone", wait, func() bool {
+		_, ok := e.srv.MQTT().Clients.Get("dave-ends")
+		return !ok
+	})
+	_ = e.srv.Close()
+	var got []string
+	_ = db.LoadSessions(context.Background(), func(s chat.StoredSession) error {
+		got = append(got, s.ClientID+" "+string(s.State))
+		return nil
+	})
+	if len(got) != 1 || !strings.HasPrefix(got[0], "dave-stays ") || !strings.Contains(got[0], `"filter":"users/dave/#"`) {
+		t.Errorf("stored sessions %q, want dave-stays with its subscription", got)
 	}
 }
