@@ -6,7 +6,8 @@
 //   - [ACL]: publish only to say/..., subscribe only inside one's own inbox;
 //   - [Say]: a publish to a send topic is chat.Service.Say, answered before
 //     the PUBACK;
-//   - [Presence]: sessions in chat.Presence and the online/offline events.
+//   - [Presence]: sessions in chat.Presence and the online/offline events;
+//   - [Sessions]: persistent MQTT sessions and their queues across restarts.
 //
 // [Register] adds them to a broker.Server in the order they need.
 package hooks

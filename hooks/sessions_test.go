@@ -197,3 +197,29 @@ func TestSessions_V5ExpiryZeroAtDisconnect(t *testing.T) {
 		t.Errorf("stored sessions %q, want dave-stays with its subscription", got)
 	}
 }
+
+// Ensure a session connected at shutdown is stored with its subscription,
+// so that events published after the restart, before it reconnects, are
+// queued for it.
+func TestSessions_ConnectedAtShutdown(t *testing.T) {
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	e := startSessionEnv(t, db, db, 0)
+	e.users(t, "dave")
+	dave := e.connectV3(t, "dave-tab", "dave", sign(), false, 0, nil)
+	dave.Subscribe(t, "users/dave/#")
+	_ = e.srv.Close()
+
+	e = startSessionEnv(t, db, db, 0)
+	for i := 1; i <= 3; i++ {
+		e.svc.Publisher.Publish(chat.User("dave"), "message", []byte(strconv.Itoa(i)), "")
+	}
+	dave = e.connectV3(t, "dave-tab", "dave", sign(), false, 0, nil)
+	for i := 1; i <= 3; i++ {
+		expect(t, dave, "users/dave/message", strconv.Itoa(i))
+	}
+}
