@@ -9,7 +9,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
@@ -91,6 +90,7 @@ func New(opts Options) *Server {
 	// subscription is No Local before other hooks see it.
 	_ = s.mqtt.AddHook(&noLocalHook{}, nil)
 	_ = s.mqtt.AddHook(&ackPropsHook{}, nil)
+	_ = s.mqtt.AddHook(&sessionHook{}, nil)
 	return s
 }
 
@@ -174,7 +174,7 @@ func (s *Server) Close() error {
 func (s *Server) closeListenerClients(id string) {
 	for _, cl := range s.mqtt.Clients.GetAll() {
 		if cl.Net.Listener == id && !cl.Closed() {
-			_ = s.mqtt.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			s.shutdownClient(cl)
 		}
 	}
 }

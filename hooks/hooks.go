@@ -6,7 +6,8 @@
 //   - [ACL]: publish only to say/..., subscribe only inside one's own inbox;
 //   - [Say]: a publish to a send topic is chat.Service.Say, answered before
 //     the PUBACK;
-//   - [Presence]: sessions in chat.Presence and the online/offline events.
+//   - [Presence]: sessions in chat.Presence and the online/offline events;
+//   - [Sessions]: persistent MQTT sessions and their queues across restarts.
 //
 // [Register] adds them to a broker.Server in the order they need.
 package hooks
@@ -66,6 +67,9 @@ type Options struct {
 	// that takes over its own client id does not count twice. Zero is
 	// DefaultMaxConnectionsPerUser, negative is unlimited.
 	MaxConnectionsPerUser int
+	// Sessions, when set, keeps persistent MQTT sessions and their queued
+	// events across restarts ([Sessions]).
+	Sessions chat.SessionStore
 	// BaseContext is the lifetime of the hooks; hook calls derive their
 	// context from it. Nil means context.Background().
 	BaseContext context.Context
@@ -121,6 +125,12 @@ func Register(b *broker.Server, opts Options) error {
 		&Say{reg: reg, opts: opts, limiter: chat.NewRateLimiter(opts.RateLimit, opts.RateBurst),
 			deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
 	} {
+		if err := b.AddHook(h, nil); err != nil {
+			return err
+		}
+	}
+	if opts.Sessions != nil {
+		h := &Sessions{reg: reg, srv: b.MQTT(), store: opts.Sessions, ctx: opts.BaseContext, log: opts.Log}
 		if err := b.AddHook(h, nil); err != nil {
 			return err
 		}

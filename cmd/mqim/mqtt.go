@@ -97,6 +97,7 @@ func (m *Main) startMQTT(_ context.Context) error {
 		BaseContext:           hctx,
 		Log:                   log,
 		MaxConnectionsPerUser: perUser,
+		Sessions:              m.DB,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,450 @@
+package hooks
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/rs/zerolog"
+
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/chat"
+)
+
+// Sessions keeps persistent MQTT sessions, and the events queued for them,
+// across restarts (docs/realtime.md, "Persistent sessions"). It writes only
+// off the delivery path of connected clients:
+//
+//   - a persistent session's state (client, subscriptions) when it
+//     connects and when it subscribes or unsubscribes;
+//   - its whole queue when it disconnects (so also for every connected
+//     session at shutdown);
+//   - each event queued for it while it is disconnected, and each event
+//     that expires from that queue;
+//   - its removal when it expires or a clean session replaces it.
+//
+// Writes go through one background writer in order, so a sender never
+// waits for the store; Stop (at the end of the broker's Close) drains it.
+// At start, mochi loads the stored sessions through StoredClients,
+// StoredSubscriptions and StoredInflightMessages.
+type Sessions struct {
+	mqtt.HookBase
+	reg   *registry
+	srv   *mqtt.Server
+	store chat.SessionStore
+	ctx   context.Context
+	log   zerolog.Logger
+
+	mu     sync.Mutex
+	known  map[string]*storedSession // by client id: sessions the store holds
+	loaded []loadedSession           // from StoredClients until StoredInflightMessages
+
+	w sessionWriter
+}
+
+// storedSession is what the hook knows of a stored session.
+type storedSession struct {
+	cl      *mqtt.Client // the client the stored state is of
+	offline bool         // its queue is stored and grows with each event
+	next    uint64       // order number of the next queued event
+}
+
+type loadedSession struct {
+	id     string
+	subs   []storage.Subscription
+	events []sessionEvent
+}
+
+// sessionState is the stored state of a session.
+type sessionState struct {
+	Client        storage.Client         `json:"client"`
+	Subscriptions []storage.Subscription `json:"subs,omitempty"`
+	// Disconnected is when it disconnected (Unix seconds); 0 while it was
+	// connected.
+	Disconnected int64 `json:"disconnected,omitempty"`
+}
+
+// sessionEvent is a stored queued event, keyed by its packet id.
+type sessionEvent struct {
+	N       uint64          `json:"n"` // queue order
+	Message storage.Message `json:"m"`
+	Expiry  int64           `json:"expiry,omitempty"`
+}
+
+var _ mqtt.Hook = (*Sessions)(nil)
+
+// ID implements mqtt.Hook.
+func (h *Sessions) ID() string { return "mqim-sessions" }
+
+// Provides implements mqtt.Hook.
+func (h *Sessions) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
+		mqtt.OnQosPublish, mqtt.OnQosDropped, mqtt.OnClientExpired,
+		mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages:
+		return true
+	}
+	return false
+}
+
+// Init implements mqtt.Hook.
+func (h *Sessions) Init(any) error {
+	h.known = map[string]*storedSession{}
+	h.w.start(h.ctx, h.store, h.log)
+	return nil
+}
+
+// Stop implements mqtt.Hook: mochi calls it after every connection has
+// ended (and queued its session); it waits until the store has it all.
+func (h *Sessions) Stop() error {
+	h.w.stop()
+	return nil
+}
+
+// StoredClients implements mqtt.Hook: the stored sessions that have not
+// expired. mochi counts a restored session's expiry from the restart, and
+// honours a session's own interval only for MQTT 5; the client is
+// therefore given to mochi as MQTT 5 with what is left of its expiry (the
+// reconnecting client brings its own version).
+func (h *Sessions) StoredClients() ([]storage.Client, error) {
+	now := time.Now().Unix()
+	maxExpiry := int64(h.srv.Options.Capabilities.MaximumSessionExpiryInterval)
+	maxQueue := int(h.srv.Options.Capabilities.MaximumInflight)
+	var clients []storage.Client
+	var drop []chat.SessionOp
+	err := h.store.LoadSessions(h.ctx, func(s chat.StoredSession) error {
+		var st sessionState
+		if err := json.Unmarshal(s.State, &st); err != nil {
+			h.log.Warn().Err(err).Str("client", s.ClientID).Msg("stored session unreadable; dropped")
+			drop = append(drop, chat.SessionOp{Kind: chat.SessionDrop, ClientID: s.ClientID})
+			return nil
+		}
+		since := st.Disconnected
+		if since == 0 {
+			since = now // the server stopped without saving it (SIGKILL)
+		}
+		life := maxExpiry
+		if p := st.Client.Properties; st.Client.ProtocolVersion == 5 && p.SessionExpiryIntervalFlag {
+			life = min(life, int64(p.SessionExpiryInterval))
+		}
+		left := since + life - now
+		if left <= 0 {
+			drop = append(drop, chat.SessionOp{Kind: chat.SessionDrop, ClientID: s.ClientID})
+			return nil
+		}
+		c := st.Client
+		c.ID, c.Clean, c.ProtocolVersion = s.ClientID, false, 5
+		c.Properties.SessionExpiryInterval, c.Properties.SessionExpiryIntervalFlag = uint32(min(left, 1<<32-1)), true
+		clients = append(clients, c)
+		ls := loadedSession{id: s.ClientID, subs: st.Subscriptions}
+		for _, e := range s.Events {
+			var ev sessionEvent
+			if json.Unmarshal(e.Data, &ev) == nil {
+				ev.Message.PacketID = uint16(e.Key)
+				ls.events = append(ls.events, ev)
+			}
+		}
+		slices.SortFunc(ls.events, func(a, b sessionEvent) int { return cmp.Compare(a.N, b.N) })
+		if len(ls.events) > maxQueue { // mqtt.max_inflight was lowered: mochi keeps the oldest too
+			ls.events = ls.events[:maxQueue]
+		}
+		h.loaded = append(h.loaded, ls)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(drop) > 0 {
+		h.w.add(drop...)
+	}
+	h.log.Info().Int("sessions", len(clients)).Int("expired", len(drop)).Msg("persistent sessions restored")
+	return clients, nil
+}
+
+// StoredSubscriptions implements mqtt.Hook.
+func (h *Sessions) StoredSubscriptions() ([]storage.Subscription, error) {
+	var subs []storage.Subscription
+	for _, ls := range h.loaded {
+		for _, s := range ls.subs {
+			s.Client = ls.id
+			subs = append(subs, s)
+		}
+	}
+	return subs, nil
+}
+
+// StoredInflightMessages implements mqtt.Hook. mochi's own loading would
+// lose each event's expiry, so the queues are set here and nothing is
+// returned. Created times are renumbered (never later) so that mochi
+// resends in queue order.
+func (h *Sessions) StoredInflightMessages() ([]storage.Message, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ls := range h.loaded {
+		cl, ok := h.srv.Clients.Get(ls.id)
+		if !ok {
+			continue
+		}
+		if id, ok := broker.ParseUsername(string(cl.Properties.Username)); ok {
+			h.reg.restore(cl, id)
+		}
+		pks := make([]packets.Packet, len(ls.events))
+		for i, ev := range ls.events {
+			pks[i] = ev.Message.ToPacket()
+			pks[i].Expiry = ev.Expiry
+		}
+		broker.KeepOrder(pks)
+		for _, pk := range pks {
+			if cl.State.Inflight.Set(pk) {
+				atomic.AddInt64(&h.srv.Info.Inflight, 1)
+			}
+		}
+		next := uint64(1)
+		if n := len(ls.events); n > 0 {
+			next = ls.events[n-1].N + 1
+		}
+		h.known[ls.id] = &storedSession{cl: cl, offline: true, next: next}
+	}
+	h.loaded = nil
+	return nil, nil
+}
+
+// OnSessionEstablished implements mqtt.Hook: a persistent session's state
+// is stored (its queue is now the connection's); a clean one replaces any
+// stored session.
+func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur, ok := h.srv.Clients.Get(cl.ID); !ok || cur != cl {
+		return
+	}
+	if sessionExpires(cl) {
+		if h.known[cl.ID] != nil {
+			delete(h.known, cl.ID)
+			h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
+		}
+		return
+	}
+	h.known[cl.ID] = &storedSession{cl: cl}
+	h.w.add(h.putState(cl, 0))
+}
+
+// OnSubscribed implements mqtt.Hook.
+func (h *Sessions) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) { h.subsChanged(cl) }
+
+// OnUnsubscribed implements mqtt.Hook.
+func (h *Sessions) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) { h.subsChanged(cl) }
+
+func (h *Sessions) subsChanged(cl *mqtt.Client) {
+	if cl.Closed() {
+		return // a session ending or taken over: settled elsewhere
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.known[cl.ID]; s != nil && s.cl == cl && !s.offline {
+		h.w.add(h.putState(cl, 0))
+	}
+}
+
+// OnDisconnect implements mqtt.Hook: a persistent session going offline
+// stores its queue, in queue order.
+func (h *Sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if cl.Net.Conn == nil || takenOver(cl) {
+		return // restored from the store at start, or living on in a new connection
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur, ok := h.srv.Clients.Get(cl.ID); !ok || cur != cl {
+		return
+	}
+	if expire { // e.g. an MQTT 5 DISCONNECT setting the session expiry to 0
+		if s := h.known[cl.ID]; s != nil && s.cl == cl {
+			delete(h.known, cl.ID)
+			h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
+		}
+		return
+	}
+	queue := broker.QueueOrder(cl.State.Inflight)
+	ops := make([]chat.SessionOp, 0, 1+len(queue))
+	ops = append(ops, h.putState(cl, time.Now().Unix()))
+	for i, pk := range queue {
+		ops = append(ops, eventOp(cl.ID, uint64(i+1), pk))
+	}
+	h.known[cl.ID] = &storedSession{cl: cl, offline: true, next: uint64(len(queue) + 1)}
+	h.w.add(ops...)
+}
+
+// OnQosPublish implements mqtt.Hook. For a connected client (the hot path)
+// it does nothing; an event queued for a disconnected session is stored.
+func (h *Sessions) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if !cl.Closed() || pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.known[cl.ID]
+	if s == nil || !s.offline || s.cl != cl {
+		return // not yet offline: OnDisconnect stores it with the queue
+	}
+	h.w.add(eventOp(cl.ID, s.next, pk))
+	s.next++
+}
+
+// OnQosDropped implements mqtt.Hook: an event expired from (or was dropped
+// with) a disconnected session's queue.
+func (h *Sessions) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if !cl.Closed() || cl.IsTakenOver() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.known[cl.ID]; s != nil && s.offline && s.cl == cl {
+		h.w.add(chat.SessionOp{Kind: chat.SessionDropEvent, ClientID: cl.ID, Key: uint64(pk.PacketID)})
+	}
+}
+
+// OnClientExpired implements mqtt.Hook.
+func (h *Sessions) OnClientExpired(cl *mqtt.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.known[cl.ID]; s != nil && s.cl == cl {
+		delete(h.known, cl.ID)
+		h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
+	}
+}
+
+// putState returns the op storing cl's state.
+func (h *Sessions) putState(cl *mqtt.Client, disconnected int64) chat.SessionOp {
+	p := cl.Properties.Props
+	st := sessionState{
+		Client: storage.Client{
+			ID: cl.ID, Username: cl.Properties.Username, Listener: cl.Net.Listener,
+			ProtocolVersion: cl.Properties.ProtocolVersion, Clean: cl.Properties.Clean,
+			Properties: storage.ClientProperties{
+				SessionExpiryInterval: p.SessionExpiryInterval, SessionExpiryIntervalFlag: p.SessionExpiryIntervalFlag,
+				RequestProblemInfo: p.RequestProblemInfo, RequestProblemInfoFlag: p.RequestProblemInfoFlag,
+				RequestResponseInfo: p.RequestResponseInfo, ReceiveMaximum: p.ReceiveMaximum,
+				TopicAliasMaximum: p.TopicAliasMaximum, MaximumPacketSize: p.MaximumPacketSize,
+			},
+		},
+		Disconnected: disconnected,
+	}
+	for _, s := range cl.State.Subscriptions.GetAll() {
+		st.Subscriptions = append(st.Subscriptions, storage.Subscription{
+			Filter: s.Filter, Identifier: s.Identifier, RetainHandling: s.RetainHandling, Qos: s.Qos,
+			RetainAsPublished: s.RetainAsPublished, NoLocal: s.NoLocal,
+		})
+	}
+	slices.SortFunc(st.Subscriptions, func(a, b storage.Subscription) int { return cmp.Compare(a.Filter, b.Filter) })
+	b, _ := json.Marshal(st) // plain data: cannot fail
+	return chat.SessionOp{Kind: chat.SessionPut, ClientID: cl.ID, Data: b}
+}
+
+// eventOp returns the op storing queued event pk as number n of the queue.
+func eventOp(clientID string, n uint64, pk packets.Packet) chat.SessionOp {
+	ev := sessionEvent{N: n, Expiry: pk.Expiry, Message: storage.Message{
+		FixedHeader: pk.FixedHeader, TopicName: pk.TopicName, Payload: pk.Payload, Origin: pk.Origin, Created: pk.Created,
+		Properties: storage.MessageProperties{
+			CorrelationData: pk.Properties.CorrelationData, SubscriptionIdentifier: pk.Properties.SubscriptionIdentifier,
+			User: pk.Properties.User, ContentType: pk.Properties.ContentType, ResponseTopic: pk.Properties.ResponseTopic,
+			PayloadFormat: pk.Properties.PayloadFormat, PayloadFormatFlag: pk.Properties.PayloadFormatFlag,
+		},
+	}}
+	b, _ := json.Marshal(ev)
+	return chat.SessionOp{Kind: chat.SessionPutEvent, ClientID: clientID, Key: uint64(pk.PacketID), Data: b}
+}
+
+// restore binds the client id of a session restored from the store to its
+// identity, as a login would have: nobody else may take it over.
+func (r *registry) restore(cl *mqtt.Client, id chat.Identity) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.owners[cl.ID] != nil {
+		return
+	}
+	r.owners[cl.ID] = &owner{id: id, cl: cl}
+	set := r.byIdentity[id]
+	if set == nil {
+		set = map[string]struct{}{}
+		r.byIdentity[id] = set
+	}
+	set[cl.ID] = struct{}{}
+}
+
+// sessionWriter applies session ops in order on one goroutine, in batches,
+// so that no client's goroutine waits for the store.
+type sessionWriter struct {
+	mu      sync.Mutex
+	ops     []chat.SessionOp
+	wake    chan struct{}
+	done    chan struct{}
+	stopped bool
+}
+
+func (w *sessionWriter) start(ctx context.Context, store chat.SessionStore, log zerolog.Logger) {
+	w.wake = make(chan struct{}, 1)
+	w.done = make(chan struct{})
+	go func() {
+		defer close(w.done)
+		events := 0 // written since start, for the debug log
+		for {
+			_, open := <-w.wake
+			for {
+				w.mu.Lock()
+				ops := w.ops
+				w.ops = nil
+				w.mu.Unlock()
+				if len(ops) == 0 {
+					break
+				}
+				if err := store.SaveSessions(ctx, ops); err != nil {
+					log.Error().Err(err).Int("ops", len(ops)).Msg("persistent sessions not saved")
+					continue
+				}
+				for _, op := range ops {
+					if op.Kind == chat.SessionPutEvent {
+						events++
+					}
+				}
+				log.Debug().Int("ops", len(ops)).Int("events_total", events).Msg("persistent sessions saved")
+			}
+			if !open {
+				return
+			}
+		}
+	}()
+}
+
+func (w *sessionWriter) add(ops ...chat.SessionOp) {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.ops = append(w.ops, ops...)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop saves what is queued and ends the writer.
+func (w *sessionWriter) stop() {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	close(w.wake)
+	<-w.done
+}
