@@ -66,7 +66,7 @@ func startSessionEnv(t *testing.T, db *storage.DB, store chat.SessionStore, expi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return &env{svc: svc, srv: srv, addr: srv.TCPAddr().String()}
+	return &env{svc: svc, db: db, srv: srv, addr: srv.TCPAddr().String()}
 }
 
 // Ensure a persistent session's queue is kept across a shutdown and
