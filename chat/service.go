@@ -56,6 +56,8 @@ type Service struct {
 	locks [256]sync.RWMutex
 	// members caches the membership Say checks; see memberCache.
 	members memberCache
+	// typing throttles typing events per sender and conversation.
+	typing *RateLimiter
 }
 
 // NewService returns a Service over store with the defaults filled in. The
@@ -91,6 +93,7 @@ func NewService(store Store, opts Options) *Service {
 		opts:      opts,
 		seed:      maphash.MakeSeed(),
 		members:   memberCache{seed: maphash.MakeSeed()},
+		typing:    NewRateLimiter(typingRate, 1),
 	}
 }
 

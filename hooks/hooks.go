@@ -3,9 +3,11 @@
 //
 //   - [Auth]: the CONNECT login (protocol.md §2), client ids bound to one
 //     identity, wills refused, the keepalive policy;
-//   - [ACL]: publish only to say/..., subscribe only inside one's own inbox;
+//   - [ACL]: publish only to say/, recall/, edit/ and typing/, subscribe
+//     only inside one's own inbox;
 //   - [Say]: a publish to a send topic is chat.Service.Say, answered before
 //     the PUBACK;
+//   - [Verbs]: recall, edit and typing publishes, handled like say;
 //   - [Presence]: sessions in chat.Presence and the online/offline events.
 //
 // [Register] adds them to a broker.Server in the order they need.
@@ -105,7 +107,7 @@ func (o *Options) setDefaults() {
 //     session is settled before Auth releases its client id binding;
 //   - Auth is the only hook that authenticates (mochi ORs
 //     OnConnectAuthenticate over hooks: never add an allow-all hook);
-//   - ACL and Say follow.
+//   - ACL, Verbs (recall/, edit/, typing/) and Say follow.
 func Register(b *broker.Server, opts Options) error {
 	if opts.Service == nil || opts.Auth == nil {
 		return errors.New("hooks: Service and Auth are required")
@@ -118,6 +120,7 @@ func Register(b *broker.Server, opts Options) error {
 		&Presence{reg: reg, opts: opts},
 		&Auth{reg: reg, opts: opts, srv: b.MQTT()},
 		&ACL{},
+		&Verbs{opts: opts, deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
 		&Say{reg: reg, opts: opts, limiter: chat.NewRateLimiter(opts.RateLimit, opts.RateBurst),
 			deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
 	} {
