@@ -36,6 +36,11 @@ type Options struct {
 	RoomLimit  int // default 1000
 	MaxBodyLen int // bytes of content.body, default 64 KiB
 	Retention  Retention
+	// RecallWindow is how long a speaker may recall a message, default
+	// 2 minutes; EditWindow how long a speaker may edit one, default 24 h.
+	// Negative: no limit.
+	RecallWindow time.Duration
+	EditWindow   time.Duration
 }
 
 // Service holds every rule of the domain. The REST handlers and the MQTT
@@ -71,6 +76,12 @@ func NewService(store Store, opts Options) *Service {
 	}
 	if opts.MaxBodyLen <= 0 {
 		opts.MaxBodyLen = DefaultMaxBodyLen
+	}
+	if opts.RecallWindow == 0 {
+		opts.RecallWindow = DefaultRecallWindow
+	}
+	if opts.EditWindow == 0 {
+		opts.EditWindow = DefaultEditWindow
 	}
 	r := &opts.Retention
 	for _, d := range []*time.Duration{&r.Friend, &r.Group} {
