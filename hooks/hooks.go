@@ -116,12 +116,13 @@ func Register(b *broker.Server, opts Options) error {
 	reg := newRegistry(b.MQTT())
 	reg.maxPerIdentity = opts.MaxConnectionsPerUser
 	b.SetSessions(reg.hasOther)
+	limiter := chat.NewRateLimiter(opts.RateLimit, opts.RateBurst)
 	for _, h := range []mqtt.Hook{
 		&Presence{reg: reg, opts: opts},
 		&Auth{reg: reg, opts: opts, srv: b.MQTT()},
 		&ACL{},
-		&Verbs{opts: opts, deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
-		&Say{reg: reg, opts: opts, limiter: chat.NewRateLimiter(opts.RateLimit, opts.RateBurst),
+		&Verbs{reg: reg, opts: opts, limiter: limiter, deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
+		&Say{reg: reg, opts: opts, limiter: limiter,
 			deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
 	} {
 		if err := b.AddHook(h, nil); err != nil {

@@ -19,9 +19,15 @@ import (
 //
 // Typing is not counted against the say rate limit: the Service forwards
 // at most one a second per sender and conversation and drops the rest.
+//
+// Recall and edit are counted against the say rate limit (they write the
+// store) and, like says, a QoS 1/2 retransmission with DUP of one that was
+// accepted is acknowledged again without a second edit.
 type Verbs struct {
 	mqtt.HookBase
+	reg      *registry
 	opts     Options
+	limiter  *chat.RateLimiter // shared with Say; nil allows everything
 	deadline sharedDeadline
 }
 
@@ -45,26 +51,44 @@ func (h *Verbs) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, e
 		return pk, packets.ErrRejectPacket // unreachable after Auth
 	}
 	svc := h.opts.Service
+	var id said
+	track := pk.FixedHeader.Qos > 0 && ok && vt.Verb != broker.LevelTyping
+	if track {
+		id = said{packetID: pk.PacketID, sum: h.reg.sayHash(pk.TopicName, pk.Payload)}
+		if pk.FixedHeader.Dup && h.reg.duplicate(cl.ID, id) {
+			return pk, packets.CodeSuccessIgnore
+		}
+	}
 	ctx := h.deadline.context(time.Now())
 	var err error
+	code := packets.ErrTopicNameInvalid
 	switch {
 	case !ok:
 		err = chat.Errorf(chat.CodeInvalid, "invalid topic %q", truncate(pk.TopicName, 64))
 		svc.RefuseVerb(from, cl.ID, pk.Payload, err)
 	case vt.Verb == broker.LevelTyping:
-		_, err = svc.Typing(ctx, from, vt.Ref)
-		if err != nil {
+		if _, err = svc.Typing(ctx, from, vt.Ref); err != nil {
 			svc.RefuseVerb(from, cl.ID, nil, err)
 		}
+		code = ReasonCode(err)
+	case !h.limiter.Allow(string(cl.Properties.Username), svc.Now()):
+		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", h.opts.RateLimit)
+		svc.RefuseVerb(from, cl.ID, pk.Payload, err)
+		code = packets.ErrQuotaExceeded
+	case vt.Verb == broker.LevelRecall:
+		err = svc.RecallMessage(ctx, from, cl.ID, vt.Ref, pk.Payload)
+		code = ReasonCode(err)
+	case vt.Verb == broker.LevelEdit:
+		err = svc.EditMessage(ctx, from, cl.ID, vt.Ref, pk.Payload)
+		code = ReasonCode(err)
 	}
 	if err == nil {
+		if track {
+			h.reg.accepted(cl.ID, id)
+		}
 		return pk, packets.CodeSuccessIgnore
 	}
 	h.opts.Log.Debug().Str("client", cl.ID).Str("topic", pk.TopicName).Err(err).Msg("publish refused")
-	code := ReasonCode(err)
-	if !ok {
-		code = packets.ErrTopicNameInvalid
-	}
 	return refuse(cl, pk, code, err)
 }
 

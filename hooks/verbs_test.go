@@ -1,6 +1,9 @@
 package hooks_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,7 +203,7 @@ func TestACL_Verbs(t *testing.T) {
 			t.Errorf("publish %q: %#x, want 0x87 (ACL)", topic, rc)
 		}
 	}
-	for _, topic := range []string{"typing/friend/bob"} {
+	for _, topic := range []string{"recall/friend/bob", "edit/friend/bob", "typing/friend/bob"} {
 		if rc := m5.Publish(t, topic, `{"seq":1,"content":{"body":"x"}}`); rc != 0x87 {
 			t.Errorf("publish %q: %#x, want 0x87 (not friends)", topic, rc)
 		}
@@ -220,3 +223,214 @@ func TestACL_Verbs(t *testing.T) {
 	tok.WaitTimeout(wait)
 	waitFor(t, "the 3.1.1 publisher to be disconnected", func() bool { return !m3.c.IsConnected() })
 }
+
+// nextOn fails unless the next message of c is on topic, and returns its
+// payload decoded.
+func nextOn(t *testing.T, c client, topic string) map[string]any {
+	t.Helper()
+	m := c.Next(t)
+	var got map[string]any
+	if m.Topic != topic || json.Unmarshal([]byte(m.Payload), &got) != nil {
+		t.Fatalf("got %s %s, want %s", m.Topic, m.Payload, topic)
+	}
+	return got
+}
+
+// nextTwo returns the next two messages of c by topic: the ack of a verb
+// is written on the session's own goroutine, its event through the
+// broker's queue, so either may come first.
+func nextTwo(t *testing.T, c client) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for range 2 {
+		m := c.Next(t)
+		var got map[string]any
+		if err := json.Unmarshal([]byte(m.Payload), &got); err != nil {
+			t.Fatalf("%s %s: %v", m.Topic, m.Payload, err)
+		}
+		out[m.Topic] = got
+	}
+	return out
+}
+
+// say sends a message from c (user or passenger me) and returns its seq,
+// read from the message event the receiver rc (inbox topic rt) gets.
+func say(t *testing.T, c client, topic, body string, rc client, rt string) uint64 {
+	t.Helper()
+	if code := c.Publish(t, topic, `{"content":{"body":"`+body+`"}}`); code != 0 {
+		t.Fatalf("say %s: %#x", topic, code)
+	}
+	return uint64(nextOn(t, rc, rt)["seq"].(float64))
+}
+
+// Ensure a recall reaches every session of every party (the recalling
+// device and the speaker's other devices included), named from each
+// side, shows in history, and is refused with the right codes: someone
+// else's message or past the configured window 5003 (MQTT 5 0x87),
+// an unknown seq 5004 (0x90), a bad payload 5001 (0x99). The group owner
+// recalls any group message at any time.
+func TestRecall(t *testing.T) {
+	versions(t, func(t *testing.T, connect connectFn) {
+		w := newVerbWorld(t, connect, chat.Options{RecallWindow: 10 * time.Second})
+		ctx := context.Background()
+		alice, bob := chat.User("alice"), chat.User("bob")
+		s1 := say(t, w.a1, "say/friend/bob", "one", w.b1, "users/bob/message")
+		s2 := say(t, w.a1, "say/friend/bob", "two", w.b1, "users/bob/message")
+		for range 2 {
+			nextOn(t, w.a2, "users/alice/yourself")
+			nextOn(t, w.a3, "users/alice/yourself")
+		}
+
+		if rc := w.a1.Publish(t, "recall/friend/bob", js(`{"seq":%d,"ack":5}`, s1)); rc != 0 {
+			t.Fatalf("recall PUBACK %#x", rc)
+		}
+		two := nextTwo(t, w.a1)
+		ev := two["users/alice/recall"]
+		wantEv := map[string]any{"kind": "friend", "id": "bob", "seq": float64(s1), "by": "alice", "ts": ev["ts"]}
+		if fmt.Sprint(ev) != fmt.Sprint(wantEv) || fmt.Sprint(two["users/alice/ack"]) != fmt.Sprint(map[string]any{"ack": 5.0, "ts": ev["ts"]}) {
+			t.Fatalf("recalling session got %v", two)
+		}
+		for _, c := range []client{w.a2, w.a3} {
+			expectJSON(t, c, "users/alice/recall", ev)
+		}
+		expectJSON(t, w.b1, "users/bob/recall", map[string]any{"kind": "friend", "id": "alice", "seq": float64(s1), "by": "alice", "ts": ev["ts"]})
+		recs, err := w.e.svc.FriendHistory(ctx, "bob", "alice", 0, 10)
+		if err != nil || len(recs) != 2 || !recs[0].Recalled || recs[0].Content != (chat.Content{}) || recs[0].Seq != s1 || recs[1].Content.Body != "two" {
+			t.Fatalf("history = %+v, %v", recs, err)
+		}
+
+		refused(t, w.b1, "bob", "recall/friend/alice", js(`{"seq":%d,"ack":1}`, s2), chat.CodeUnauthorized, 0x87)
+		refused(t, w.d1, "dave", "recall/friend/alice", js(`{"seq":%d}`, s2), chat.CodeUnauthorized, 0x87)
+		refused(t, w.a1, "alice", "recall/friend/bob", `{"seq":99,"ack":2}`, chat.CodeNotFound, 0x90)
+		refused(t, w.a1, "alice", "recall/friend/bob", `{"ack":3}`, chat.CodeInvalid, 0x99)
+		refused(t, w.a1, "alice", "recall/friend/bob", `no`, chat.CodeInvalid, 0x99)
+		refused(t, w.a1, "alice", "recall/room/r1", `{"seq":1}`, chat.CodeInvalid, 0x90)
+		w.clk.add(10*time.Second + time.Millisecond)
+		refused(t, w.a1, "alice", "recall/friend/bob", js(`{"seq":%d,"ack":4}`, s2), chat.CodeUnauthorized, 0x87)
+		w.quiet(t, alice, w.alices()...)
+		w.quiet(t, bob, w.b1)
+
+		// Group: the owner recalls a member's old message; every member
+		// and the owner hear of it on every session.
+		g := say(t, w.b1, "say/group/g1", "oops", w.c1, "users/carol/message")
+		for _, c := range w.alices() {
+			nextOn(t, c, "users/alice/message")
+		}
+		nextOn(t, w.o1, "users/olga/message")
+		w.clk.add(time.Hour)
+		refused(t, w.b1, "bob", "recall/group/g1", js(`{"seq":%d}`, g), chat.CodeUnauthorized, 0x87)
+		w.o1.Publish(t, "recall/group/g1", js(`{"seq":%d}`, g))
+		want := map[string]any{"kind": "group", "id": "g1", "seq": float64(g), "by": "olga", "ts": anyValue}
+		for _, p := range []struct {
+			c     client
+			topic string
+		}{{w.a1, "users/alice/recall"}, {w.a2, "users/alice/recall"}, {w.a3, "users/alice/recall"},
+			{w.b1, "users/bob/recall"}, {w.c1, "users/carol/recall"}, {w.o1, "users/olga/recall"}} {
+			expectJSON(t, p.c, p.topic, want)
+		}
+		if recs, _ := w.e.svc.GroupHistory(ctx, "g1", 0, 10); len(recs) != 1 || !recs[0].Recalled {
+			t.Errorf("group history = %+v", recs)
+		}
+
+		// Passenger chat: the passenger recalls its own message.
+		w.clk.add(-time.Hour - 11*time.Second)
+		p := say(t, w.p1, "say/user/alice", "psst", w.a1, "users/alice/message")
+		nextOn(t, w.a2, "users/alice/message")
+		nextOn(t, w.a3, "users/alice/message")
+		w.p1.Publish(t, "recall/user/alice", js(`{"seq":%d}`, p))
+		expectJSON(t, w.p1, "passengers/p1/recall", map[string]any{"kind": "user", "id": "alice", "seq": float64(p), "by": "p1", "ts": anyValue})
+		for _, c := range w.alices() {
+			expectJSON(t, c, "users/alice/recall", map[string]any{"kind": "passenger", "id": "p1", "seq": float64(p), "by": "p1", "ts": anyValue})
+		}
+		w.quiet(t, alice, w.alices()...)
+	})
+}
+
+// Ensure an edit reaches every party's sessions, history shows the new
+// content with "edited", the earlier versions are listed oldest first, and
+// refusals carry the right codes: not the speaker, not text, or past the
+// configured window 5003; unknown or recalled seq 5004; a non-text
+// replacement 5001.
+func TestEdit(t *testing.T) {
+	versions(t, func(t *testing.T, connect connectFn) {
+		w := newVerbWorld(t, connect, chat.Options{EditWindow: time.Minute})
+		ctx := context.Background()
+		alice, bob := chat.User("alice"), chat.User("bob")
+		s1 := say(t, w.a1, "say/friend/bob", "hi bbo", w.b1, "users/bob/message")
+		if rc := w.a1.Publish(t, "say/friend/bob", `{"content":{"media":1,"body":"http://x/y.png"}}`); rc != 0 {
+			t.Fatal(rc)
+		}
+		img := uint64(nextOn(t, w.b1, "users/bob/message")["seq"].(float64))
+		for range 2 {
+			nextOn(t, w.a2, "users/alice/yourself")
+			nextOn(t, w.a3, "users/alice/yourself")
+		}
+
+		w.a2.Publish(t, "edit/friend/bob", js(`{"seq":%d,"content":{"media":0,"body":"hi bob"},"ack":9}`, s1))
+		two := nextTwo(t, w.a2)
+		ev := two["users/alice/edit"]
+		wantEv := map[string]any{"kind": "friend", "id": "bob", "seq": float64(s1),
+			"content": map[string]any{"media": 0.0, "body": "hi bob"}, "edited": ev["edited"]}
+		if fmt.Sprint(ev) != fmt.Sprint(wantEv) || fmt.Sprint(two["users/alice/ack"]) != fmt.Sprint(map[string]any{"ack": 9.0, "ts": ev["edited"]}) {
+			t.Fatalf("editing session got %v", two)
+		}
+		expectJSON(t, w.a1, "users/alice/edit", ev)
+		expectJSON(t, w.a3, "users/alice/edit", ev)
+		expectJSON(t, w.b1, "users/bob/edit", map[string]any{"kind": "friend", "id": "alice", "seq": float64(s1),
+			"content": map[string]any{"media": 0.0, "body": "hi bob"}, "edited": ev["edited"]})
+		w.clk.add(time.Millisecond)
+		w.a1.Publish(t, "edit/friend/bob", js(`{"seq":%d,"content":{"body":"hi bob!"}}`, s1))
+		ev2 := nextOn(t, w.b1, "users/bob/edit")
+		for _, c := range w.alices() {
+			nextOn(t, c, "users/alice/edit")
+		}
+		recs, err := w.e.svc.FriendHistory(ctx, "bob", "alice", 0, 10)
+		if err != nil || len(recs) != 2 || recs[0].Content.Body != "hi bob!" || recs[0].Edited != int64(ev2["edited"].(float64)) {
+			t.Fatalf("history = %+v, %v", recs, err)
+		}
+		edits, err := w.e.svc.FriendEdits(ctx, "bob", "alice", s1)
+		want := []chat.Edit{{Content: chat.Content{Body: "hi bbo"}, TS: int64(ev["edited"].(float64))},
+			{Content: chat.Content{Body: "hi bob"}, TS: int64(ev2["edited"].(float64))}}
+		if err != nil || fmt.Sprint(edits) != fmt.Sprint(want) {
+			t.Fatalf("edits = %+v, %v; want %+v", edits, err, want)
+		}
+
+		refused(t, w.b1, "bob", "edit/friend/alice", js(`{"seq":%d,"content":{"body":"mine now"},"ack":1}`, s1), chat.CodeUnauthorized, 0x87)
+		refused(t, w.a1, "alice", "edit/friend/bob", js(`{"seq":%d,"content":{"body":"text now"}}`, img), chat.CodeUnauthorized, 0x87)
+		refused(t, w.a1, "alice", "edit/friend/bob", js(`{"seq":%d,"content":{"media":1,"body":"x"}}`, s1), chat.CodeInvalid, 0x99)
+		refused(t, w.a1, "alice", "edit/friend/bob", js(`{"seq":%d}`, s1), chat.CodeInvalid, 0x99)
+		refused(t, w.a1, "alice", "edit/friend/bob", `{"seq":99,"content":{"body":"x"}}`, chat.CodeNotFound, 0x90)
+		refused(t, w.a1, "alice", "edit/friend/bob", js(`{"seq":%d,"content":{"body":"%0*d"}}`, s1, 1025, 0), chat.CodeTooLong, 0x99)
+		w.a1.Publish(t, "recall/friend/bob", js(`{"seq":%d}`, img))
+		nextOn(t, w.b1, "users/bob/recall")
+		for _, c := range w.alices() {
+			nextOn(t, c, "users/alice/recall")
+		}
+		refused(t, w.a1, "alice", "edit/friend/bob", js(`{"seq":%d,"content":{"body":"x"}}`, img), chat.CodeNotFound, 0x90)
+		w.clk.add(time.Minute)
+		refused(t, w.a1, "alice", "edit/friend/bob", js(`{"seq":%d,"content":{"body":"late"}}`, s1), chat.CodeUnauthorized, 0x87)
+		w.quiet(t, alice, w.alices()...)
+		w.quiet(t, bob, w.b1)
+
+		// Group: every member and the owner get the edit.
+		g := say(t, w.b1, "say/group/g1", "helo", w.c1, "users/carol/message")
+		for _, c := range w.alices() {
+			nextOn(t, c, "users/alice/message")
+		}
+		nextOn(t, w.o1, "users/olga/message")
+		w.b1.Publish(t, "edit/group/g1", js(`{"seq":%d,"content":{"body":"hello"}}`, g))
+		gw := map[string]any{"kind": "group", "id": "g1", "seq": float64(g), "content": map[string]any{"media": 0.0, "body": "hello"}, "edited": anyValue}
+		for _, p := range []struct {
+			c     client
+			topic string
+		}{{w.a1, "users/alice/edit"}, {w.a2, "users/alice/edit"}, {w.a3, "users/alice/edit"},
+			{w.b1, "users/bob/edit"}, {w.c1, "users/carol/edit"}, {w.o1, "users/olga/edit"}} {
+			expectJSON(t, p.c, p.topic, gw)
+		}
+		if edits, _ := w.e.svc.GroupEdits(ctx, "g1", g); len(edits) != 1 || edits[0].Content.Body != "helo" {
+			t.Errorf("group edits = %+v", edits)
+		}
+	})
+}
+
+func js(format string, args ...any) string { return fmt.Sprintf(format, args...) }
