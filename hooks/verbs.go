@@ -68,7 +68,7 @@ func (h *Verbs) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, e
 		svc.RefuseVerb(from, cl.ID, pk.Payload, err)
 	case vt.Verb == broker.LevelTyping:
 		if _, err = svc.Typing(ctx, from, vt.Ref); err != nil {
-			svc.RefuseVerb(from, cl.ID, nil, err)
+			svc.RefuseVerb(from, cl.ID, pk.Payload, err)
 		}
 		code = ReasonCode(err)
 	case !h.limiter.Allow(string(cl.Properties.Username), svc.Now()):

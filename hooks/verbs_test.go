@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -434,3 +435,63 @@ func TestEdit(t *testing.T) {
 }
 
 func js(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// Ensure typing/, recall/ and edit/ are allowed exactly where say/ to the
+// same conversation is: every say case of the authorization matrix (rooms
+// aside, which have no verbs) gives the same PUBACK reason and error code
+// for each verb. Where say is accepted, typing reaches the recipient and
+// recall and edit get as far as the store (5004 for a seq never sent).
+func TestAuthzMatrix_Verbs(t *testing.T) {
+	cells := 0
+	versions(t, func(t *testing.T, connect connectFn) {
+		w := newMatrixWorld(t)
+		for _, sender := range []struct {
+			key   string
+			cases []pubCase
+		}{{"me", userPublishes}, {"passenger:p2", passengerPublishes}} {
+			id := identity(sender.key)
+			var c client
+			if id.Kind == chat.KindUser {
+				c = connect(w.e, t, id.ID+"-verbs", id.ID)
+			} else {
+				c = w.e.passenger(t, connect, id.ID+"-verbs", id.ID)
+			}
+			for _, pc := range sender.cases {
+				rest, isSay := strings.CutPrefix(pc.topic, "say/")
+				if !isSay || pc.code < 0 || strings.HasPrefix(rest, "room/") {
+					continue
+				}
+				for _, verb := range []string{"typing", "recall", "edit"} {
+					t.Run(sender.key+"/"+verb+"/"+pc.relation, func(t *testing.T) {
+						cells++
+						reason, code := pc.reason, pc.code
+						if code == 0 && verb != "typing" {
+							reason, code = 0x90, chat.CodeNotFound
+						}
+						rc := c.Publish(t, verb+"/"+rest, `{"seq":999999,"content":{"body":"x"},"ack":7}`)
+						if c.Version() == 5 && rc != reason {
+							t.Errorf("PUBACK %#x, want %#x", rc, reason)
+						}
+						if code != 0 {
+							expectJSON(t, c, broker.InboxTopic(id, "error"), map[string]any{"ack": 7.0, "errorCode": float64(code), "errorMessage": anyValue})
+						}
+						m := w.e.marker(id)
+						expect(t, c, broker.InboxTopic(id, "marker"), m)
+						if pc.to == "" {
+							return
+						}
+						if code == 0 {
+							got := nextEvent(t, w.inbox[pc.to]) // presence aside
+							var ev chat.TypingEvent
+							if got.Topic != broker.InboxTopic(identity(pc.to), "typing") || json.Unmarshal([]byte(got.Payload), &ev) != nil || ev.From != id.ID {
+								t.Fatalf("%s got %s %s, want typing from %s", pc.to, got.Topic, got.Payload, id.ID)
+							}
+						}
+						w.quiet(t, pc.to, w.inbox[pc.to])
+					})
+				}
+			}
+		}
+	})
+	t.Logf("%d verb cells", cells)
+}
