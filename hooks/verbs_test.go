@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	pkts "github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/broker"
@@ -494,4 +496,53 @@ func TestAuthzMatrix_Verbs(t *testing.T) {
 		}
 	})
 	t.Logf("%d verb cells", cells)
+}
+
+// Ensure an edit retransmitted with DUP after a lost PUBACK is
+// acknowledged again without being applied twice (one earlier version),
+// while the same packet id reused for a new edit is applied.
+func TestEdit_DuplicateRetransmission(t *testing.T) {
+	e := newEnv(t, nil)
+	e.users(t, "alice", "bob")
+	e.friends(t, "alice", "bob")
+	ctx := context.Background()
+	res, err := e.svc.Say(ctx, chat.User("alice"), "", chat.SayTarget{Type: chat.TypeFriend, ID: "bob"}, []byte(`{"content":{"body":"v0"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	cp := pkts.NewControlPacket(pkts.Connect).(*pkts.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 30
+	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "a1", true, "alice", true, []byte(sign())
+	if err := cp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := pkts.ReadPacket(conn); err != nil || ack.(*pkts.ConnackPacket).ReturnCode != 0 {
+		t.Fatalf("CONNACK %v, %v", ack, err)
+	}
+	edit := func(id uint16, dup bool, body string) {
+		t.Helper()
+		p := pkts.NewControlPacket(pkts.Publish).(*pkts.PublishPacket)
+		p.Qos, p.Dup, p.MessageID, p.TopicName = 1, dup, id, "edit/friend/bob"
+		p.Payload = []byte(js(`{"seq":%d,"content":{"body":"%s"}}`, res.Seq, body))
+		if err := p.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := pkts.ReadPacket(conn)
+		if pa, ok := ack.(*pkts.PubackPacket); err != nil || !ok || pa.MessageID != id {
+			t.Fatalf("PUBACK for %d: %v, %v", id, ack, err)
+		}
+	}
+	edit(7, false, "v1")
+	edit(7, true, "v1")  // retransmission: acked, not applied again
+	edit(7, false, "v2") // a new edit reusing the id
+	edits, err := e.svc.FriendEdits(ctx, "alice", "bob", res.Seq)
+	if err != nil || len(edits) != 2 || edits[0].Content.Body != "v0" || edits[1].Content.Body != "v1" {
+		t.Errorf("edits = %+v, %v; want v0, v1", edits, err)
+	}
 }
