@@ -249,3 +249,34 @@ func TestRecordValue_Changed(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkUpdateRecord measures finding a record by seq (the binary
+// search over TS), and finding and rewriting it, in a conversation of
+// 100,000 records spread over a week, next to another as large.
+func BenchmarkUpdateRecord(b *testing.B) {
+	db := newTestDB(b)
+	ctx := context.Background()
+	const n = 100_000
+	conv, other := chat.GroupConv("g"), chat.GroupConv("h")
+	start := time.Now().Add(-7 * 24 * time.Hour).UnixMilli()
+	step := (7 * 24 * time.Hour).Milliseconds() / n
+	for i := range n {
+		mustAppend(b, db, conv, "a", start+int64(i)*step, 0)
+		mustAppend(b, db, other, "a", start+int64(i)*step, 0)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	b.Run("op=find", func(b *testing.B) { // RecordEdits: the search, a Get, an empty scan
+		for b.Loop() {
+			if _, err := db.RecordEdits(ctx, conv, 1+rng.Uint64N(n)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("op=update", func(b *testing.B) { // the search and a one-key commit
+		for b.Loop() {
+			if err := db.UpdateRecord(ctx, conv, 1+rng.Uint64N(n), func(*chat.Record) (*chat.Edit, error) { return nil, nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
