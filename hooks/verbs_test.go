@@ -345,6 +345,22 @@ func TestRecall(t *testing.T) {
 		for _, c := range w.alices() {
 			expectJSON(t, c, "users/alice/recall", map[string]any{"kind": "passenger", "id": "p1", "seq": float64(p), "by": "p1", "ts": anyValue})
 		}
+		// ... and a user recalls in its chat with a passenger, and in a
+		// stranger chat.
+		p = say(t, w.a1, "say/passenger/p1", "hello p1", w.p1, "passengers/p1/message")
+		s := say(t, w.a1, "say/stranger/dave", "hello dave", w.d1, "users/dave/message")
+		for range 2 {
+			nextOn(t, w.a2, "users/alice/yourself")
+			nextOn(t, w.a3, "users/alice/yourself")
+		}
+		w.a1.Publish(t, "recall/passenger/p1", js(`{"seq":%d}`, p))
+		expectJSON(t, w.p1, "passengers/p1/recall", map[string]any{"kind": "user", "id": "alice", "seq": float64(p), "by": "alice", "ts": anyValue})
+		w.a1.Publish(t, "recall/stranger/dave", js(`{"seq":%d}`, s))
+		expectJSON(t, w.d1, "users/dave/recall", map[string]any{"kind": "stranger", "id": "alice", "seq": float64(s), "by": "alice", "ts": anyValue})
+		for _, c := range w.alices() {
+			expectJSON(t, c, "users/alice/recall", map[string]any{"kind": "passenger", "id": "p1", "seq": float64(p), "by": "alice", "ts": anyValue})
+			expectJSON(t, c, "users/alice/recall", map[string]any{"kind": "stranger", "id": "dave", "seq": float64(s), "by": "alice", "ts": anyValue})
+		}
 		w.quiet(t, alice, w.alices()...)
 	})
 }
