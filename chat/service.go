@@ -36,6 +36,11 @@ type Options struct {
 	RoomLimit  int // default 1000
 	MaxBodyLen int // bytes of content.body, default 64 KiB
 	Retention  Retention
+	// RecallWindow is how long a speaker may recall a message, default
+	// 2 minutes; EditWindow how long a speaker may edit one, default 24 h.
+	// Negative: no limit.
+	RecallWindow time.Duration
+	EditWindow   time.Duration
 }
 
 // Service holds every rule of the domain. The REST handlers and the MQTT
@@ -59,6 +64,8 @@ type Service struct {
 	locks [256]sync.RWMutex
 	// members caches the membership Say checks; see memberCache.
 	members memberCache
+	// typing throttles typing events per sender and conversation.
+	typing *RateLimiter
 }
 
 // NewService returns a Service over store with the defaults filled in. The
@@ -72,6 +79,12 @@ func NewService(store Store, opts Options) *Service {
 	}
 	if opts.MaxBodyLen <= 0 {
 		opts.MaxBodyLen = DefaultMaxBodyLen
+	}
+	if opts.RecallWindow == 0 {
+		opts.RecallWindow = DefaultRecallWindow
+	}
+	if opts.EditWindow == 0 {
+		opts.EditWindow = DefaultEditWindow
 	}
 	r := &opts.Retention
 	for _, d := range []*time.Duration{&r.Friend, &r.Group} {
@@ -94,6 +107,7 @@ func NewService(store Store, opts Options) *Service {
 		opts:      opts,
 		seed:      maphash.MakeSeed(),
 		members:   memberCache{seed: maphash.MakeSeed()},
+		typing:    NewRateLimiter(typingRate, 1),
 	}
 }
 

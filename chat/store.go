@@ -38,6 +38,18 @@ type Store interface {
 	// syncs "since seq N" never sees a number reused.
 	DeleteRecords(ctx context.Context, conv Conv) error
 
+	// UpdateRecord calls fn with the stored record seq of conv and, when fn
+	// returns nil, stores the record as fn left it, with its key and
+	// expiry unchanged (TS and Seq cannot change). A non-nil prior is an
+	// earlier version kept in the record's edit list; a recalled record
+	// drops its content, remark and edit list. fn may run more than once
+	// (write conflicts). CodeNotFound when no such record is stored.
+	UpdateRecord(ctx context.Context, conv Conv, seq uint64, fn func(rec *Record) (prior *Edit, err error)) error
+
+	// RecordEdits returns the earlier versions of record seq of conv,
+	// oldest first. CodeNotFound when no such record is stored.
+	RecordEdits(ctx context.Context, conv Conv, seq uint64) ([]Edit, error)
+
 	// Close flushes and closes the store.
 	Close() error
 }

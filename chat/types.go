@@ -208,6 +208,10 @@ type Record struct {
 	Content Content `json:"content"`
 	Remark  string  `json:"remark,omitempty"`
 	TS      int64   `json:"ts"`
+	// Recalled records keep their id, seq, speaker and ts but no content.
+	Recalled bool `json:"recalled,omitempty"`
+	// Edited is when the content was last replaced (ms); 0: never.
+	Edited int64 `json:"edited,omitempty"`
 }
 
 // Peer is the from/to object of a message event.

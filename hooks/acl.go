@@ -9,8 +9,10 @@ import (
 // ACL is the topic access hook (docs/protocol.md §3). It is structural: the
 // client's identity is its CONNECT Username, already checked by [Auth].
 //
-//   - Publish: only under say/ (the exact send topic and whether the sender
-//     may use it are checked by [Say], which answers with an error event);
+//   - Publish: only under say/, recall/, edit/ and typing/ (the exact
+//     topic and whether the sender may use it are checked by [Say] and
+//     [Verbs], with the membership rules of say, answered with an error
+//     event);
 //     anything else is refused by mochi (MQTT 5: PUBACK 0x87; MQTT 3.1.1:
 //     disconnect).
 //   - Subscribe and delivery: only inside one's own inbox, users/{me}/... or
@@ -29,7 +31,7 @@ func (h *ACL) Provides(b byte) bool { return b == mqtt.OnACLCheck }
 // OnACLCheck implements mqtt.Hook.
 func (h *ACL) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
-		return broker.IsSayTopic(topic)
+		return broker.IsSayTopic(topic) || broker.IsVerbTopic(topic)
 	}
 	return broker.InboxAllowed(cl.Properties.Username, topic)
 }

@@ -3,9 +3,11 @@
 //
 //   - [Auth]: the CONNECT login (docs/protocol.md §2), client ids bound to one
 //     identity, wills refused, the keepalive policy;
-//   - [ACL]: publish only to say/..., subscribe only inside one's own inbox;
+//   - [ACL]: publish only to say/, recall/, edit/ and typing/, subscribe
+//     only inside one's own inbox;
 //   - [Say]: a publish to a send topic is chat.Service.Say, answered before
 //     the PUBACK;
+//   - [Verbs]: recall, edit and typing publishes, handled like say;
 //   - [Presence]: sessions in chat.Presence and the online/offline events;
 //   - [Sessions]: persistent MQTT sessions and their queues across restarts.
 //
@@ -109,7 +111,7 @@ func (o *Options) setDefaults() {
 //     session is settled before Auth releases its client id binding;
 //   - Auth is the only hook that authenticates (mochi ORs
 //     OnConnectAuthenticate over hooks: never add an allow-all hook);
-//   - ACL and Say follow.
+//   - ACL, Verbs (recall/, edit/, typing/) and Say follow.
 func Register(b *broker.Server, opts Options) error {
 	if opts.Service == nil || opts.Auth == nil {
 		return errors.New("hooks: Service and Auth are required")
@@ -118,11 +120,13 @@ func Register(b *broker.Server, opts Options) error {
 	reg := newRegistry(b.MQTT())
 	reg.maxPerIdentity = opts.MaxConnectionsPerUser
 	b.SetSessions(reg.hasOther)
+	limiter := chat.NewRateLimiter(opts.RateLimit, opts.RateBurst)
 	for _, h := range []mqtt.Hook{
 		&Presence{reg: reg, opts: opts},
 		&Auth{reg: reg, opts: opts, srv: b.MQTT()},
 		&ACL{},
-		&Say{reg: reg, opts: opts, limiter: chat.NewRateLimiter(opts.RateLimit, opts.RateBurst),
+		&Verbs{reg: reg, opts: opts, limiter: limiter, deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
+		&Say{reg: reg, opts: opts, limiter: limiter,
 			deadline: sharedDeadline{base: opts.BaseContext, timeout: opts.Timeout, refresh: min(time.Second, opts.Timeout/10)}},
 	} {
 		if err := b.AddHook(h, nil); err != nil {

@@ -93,6 +93,13 @@ func matrixRoutes(upload []byte) map[string]matrixRoute {
 		"POST /system":                       {`{"content":{"media":0,"body":"hi"}}`, 202, true},
 		"POST /system/:target":               {`{"content":{"media":0,"body":"hi"}}`, 202, true},
 		"POST /attachment":                   {upload, 201, false},
+
+		// Recall and edit history (messages.go).
+		"DELETE /ctx/:uid/conversations/:kind/:id/messages/:seq": {nil, 204, false},
+		"GET /ctx/:uid/friends/:fid/chats/:seq/edits":            {nil, 200, false},
+		"GET /ctx/:uid/strangers/:sid/chats/:seq/edits":          {nil, 200, false},
+		"GET /groups/:gid/chats/:seq/edits":                      {nil, 200, false},
+		"GET /passengers/:pid/chats/:uid/:seq/edits":             {nil, 200, false},
 	}
 }
 
@@ -143,6 +150,7 @@ func newMatrixFixture(t *testing.T, ts *testServer, n int) matrixFixture {
 func (f matrixFixture) fill(s string) string {
 	return strings.NewReplacer(
 		":uid", f.A, ":fid", f.B, ":sid", f.C, ":gid", f.G, ":rid", f.R, ":pid", f.P, ":name", "color", ":target", f.A,
+		":kind", "friend", ":id", f.B, ":seq", "1",
 		"{A}", f.A, "{B}", f.B, "{C}", f.C, "{P}", f.P,
 	).Replace(s)
 }

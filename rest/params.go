@@ -231,19 +231,27 @@ func noContent(c *fiber.Ctx) error {
 	return nil
 }
 
-// recordDTO is a MaxIM ChatRecord (docs/maxim.md §7).
+// recordDTO is a MaxIM ChatRecord (docs/maxim.md §7), plus "recalled"
+// (then without content) and "edited" (ms of the latest edit).
 type recordDTO struct {
-	Speaker string       `json:"speaker"`
-	Content chat.Content `json:"content"`
-	TS      int64        `json:"ts"`
-	Remark  string       `json:"remark,omitempty"`
+	Speaker  string        `json:"speaker"`
+	Content  *chat.Content `json:"content,omitempty"`
+	TS       int64         `json:"ts"`
+	Remark   string        `json:"remark,omitempty"`
+	Recalled bool          `json:"recalled,omitempty"`
+	Edited   int64         `json:"edited,omitempty"`
 }
 
 func toRecord(r *chat.Record) *recordDTO {
 	if r == nil {
 		return nil
 	}
-	return &recordDTO{Speaker: r.Speaker, Content: r.Content, TS: r.TS, Remark: r.Remark}
+	d := &recordDTO{Speaker: r.Speaker, TS: r.TS, Remark: r.Remark, Recalled: r.Recalled, Edited: r.Edited}
+	if !r.Recalled {
+		c := r.Content
+		d.Content = &c
+	}
+	return d
 }
 
 func toRecords(rs []chat.Record) []recordDTO {

@@ -108,7 +108,8 @@ func New(opts Options) *Server {
 
 // routes registers every endpoint. Each group of endpoints lives in its own
 // file: users.go, groups.go, rooms.go, passengers.go (REST), system.go
-// (system messages), attachment.go (uploads and downloads).
+// (system messages), attachment.go (uploads and downloads), messages.go
+// (recall, edit history).
 func (s *Server) routes() {
 	s.app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
@@ -119,6 +120,7 @@ func (s *Server) routes() {
 	s.routePassengers(s.app)
 	s.routeSystem(s.app)
 	s.routeAttachments(s.app)
+	s.routeMessages(s.app)
 }
 
 // App returns the Fiber app (tests use app.Test).

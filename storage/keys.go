@@ -23,6 +23,7 @@ const (
 	tagStranger   = "s"  // s␀<uid>␀<other>              → Stranger
 	tagRecord     = "m"  // m␀<conv>␀<ts:8><seq:8>       → recordValue
 	tagConvCursor = "q"  // q␀<conv>                     → <seq:8><ts:8>
+	tagEdit       = "mv" // mv␀<conv>␀<seq:8><ts:8>      → editValue (earlier version)
 )
 
 // listTags are the tags of each kind of member list: its objects and its

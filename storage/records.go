@@ -71,26 +71,48 @@ type convState struct {
 // in a small binary format (encode/decodeRecordValue) rather than JSON:
 // decoding JSON was half the cost of a history page.
 type recordValue struct {
-	ID      string
-	Speaker string
-	Media   int
-	Body    string
-	Remark  string
+	ID       string
+	Speaker  string
+	Media    int
+	Body     string
+	Remark   string
+	Recalled bool
+	Edited   int64 // ms; 0: never edited
 }
 
 // recordFormat is the first byte of an encoded recordValue, so that the
-// format can change without rewriting old records.
-const recordFormat = 1
+// format can change without rewriting old records. recordFormatChanged
+// marks a recalled or edited record: format 1 followed by a flags byte
+// and the varint edit time. New records stay format 1, so appends cost
+// nothing more.
+const (
+	recordFormat        = 1
+	recordFormatChanged = 2
+)
 
 // encodeRecordValue returns 1, varint media, then ID, Speaker, Body and
-// Remark, each as uvarint length and bytes.
+// Remark, each as uvarint length and bytes; for a changed record the
+// format byte is 2 and the flags (1: recalled) and varint Edited follow.
 func encodeRecordValue(v recordValue) []byte {
 	b := make([]byte, 0, 1+binary.MaxVarintLen64+4*2+len(v.ID)+len(v.Speaker)+len(v.Body)+len(v.Remark))
-	b = append(b, recordFormat)
+	changed := v.Recalled || v.Edited != 0
+	if changed {
+		b = append(b, recordFormatChanged)
+	} else {
+		b = append(b, recordFormat)
+	}
 	b = binary.AppendVarint(b, int64(v.Media))
 	for _, s := range [...]string{v.ID, v.Speaker, v.Body, v.Remark} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
+	}
+	if changed {
+		var flags byte
+		if v.Recalled {
+			flags |= 1
+		}
+		b = append(b, flags)
+		b = binary.AppendVarint(b, v.Edited)
 	}
 	return b
 }
@@ -99,9 +121,10 @@ var errBadRecord = errors.New("malformed record value")
 
 // decodeRecordValue decodes b (which it does not retain) into v.
 func decodeRecordValue(b []byte, v *recordValue) error {
-	if len(b) == 0 || b[0] != recordFormat {
+	if len(b) == 0 || (b[0] != recordFormat && b[0] != recordFormatChanged) {
 		return errBadRecord
 	}
+	changed := b[0] == recordFormatChanged
 	b = b[1:]
 	media, n := binary.Varint(b)
 	if n <= 0 {
@@ -116,6 +139,17 @@ func decodeRecordValue(b []byte, v *recordValue) error {
 		}
 		*dst = string(b[n : n+int(l)])
 		b = b[n+int(l):]
+	}
+	if changed {
+		if len(b) < 2 {
+			return errBadRecord
+		}
+		v.Recalled = b[0]&1 != 0
+		edited, n := binary.Varint(b[1:])
+		if n <= 0 {
+			return errBadRecord
+		}
+		v.Edited = edited
 	}
 	return nil
 }
@@ -387,6 +421,7 @@ func (db *DB) Records(ctx context.Context, conv chat.Conv, before, notBefore int
 		out = append(out, chat.Record{
 			Conv: conv, ID: v.ID, Seq: seq, Speaker: v.Speaker,
 			Content: chat.Content{Media: v.Media, Body: v.Body}, Remark: v.Remark, TS: ts,
+			Recalled: v.Recalled, Edited: v.Edited,
 		})
 	}
 	slices.Reverse(out)
@@ -430,7 +465,7 @@ func (db *DB) DeleteRecords(ctx context.Context, conv chat.Conv) error {
 		}
 		// The cursor stays: sequence numbers continue after a wipe, so a
 		// client syncing "since seq N" never sees a number reused.
-		return nil
+		return deleteEdits(txn, wb, conv)
 	})
 	if err != nil {
 		wb.Cancel()

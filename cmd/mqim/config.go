@@ -67,6 +67,19 @@ type ChatConfig struct {
 	RoomLimit  int             `yaml:"room_limit"`
 	MaxBodyLen int             `yaml:"max_body_len"`
 	Retention  RetentionConfig `yaml:"retention"`
+	// RecallWindow and EditWindow are how long a speaker may recall or
+	// edit its message; 0 means any time.
+	RecallWindow time.Duration `yaml:"recall_window"`
+	EditWindow   time.Duration `yaml:"edit_window"`
+}
+
+// chatWindow turns a configured window into chat.Options' convention,
+// where 0 is the default and a negative value no limit.
+func chatWindow(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // RetentionConfig is how long each kind of history is kept.
@@ -93,7 +106,7 @@ func DefaultConfig() Config {
 			ShutdownTimeout: 10 * time.Second,
 		},
 		MQTT:   DefaultMQTTConfig(),
-		Chat:   ChatConfig{GroupLimit: 50, RoomLimit: 1000, MaxBodyLen: 64 << 10, Retention: RetentionConfig{Friend: 7 * 24 * time.Hour, Group: 7 * 24 * time.Hour, Stranger: 365 * 24 * time.Hour, Passenger: 365 * 24 * time.Hour}},
+		Chat:   ChatConfig{GroupLimit: 50, RoomLimit: 1000, MaxBodyLen: 64 << 10, Retention: RetentionConfig{Friend: 7 * 24 * time.Hour, Group: 7 * 24 * time.Hour, Stranger: 365 * 24 * time.Hour, Passenger: 365 * 24 * time.Hour}, RecallWindow: 2 * time.Minute, EditWindow: 24 * time.Hour},
 		Push:   DefaultPushConfig(),
 		Attach: DefaultAttachConfig(),
 	}
@@ -197,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Chat.GroupLimit <= 0 || c.Chat.RoomLimit <= 0 || c.Chat.MaxBodyLen <= 0 {
 		errs = append(errs, errors.New("chat limits must be positive"))
+	}
+	if c.Chat.RecallWindow < 0 || c.Chat.EditWindow < 0 {
+		errs = append(errs, errors.New("chat.recall_window and chat.edit_window must not be negative (0: any time)"))
 	}
 	errs = append(errs, c.MQTT.validate()...)
 	errs = append(errs, c.Push.validate()...)

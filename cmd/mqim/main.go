@@ -135,6 +135,8 @@ func (m *Main) Run(ctx context.Context) error {
 			Friend: c.Chat.Retention.Friend, Group: c.Chat.Retention.Group,
 			Stranger: c.Chat.Retention.Stranger, Passenger: c.Chat.Retention.Passenger,
 		},
+		RecallWindow: chatWindow(c.Chat.RecallWindow),
+		EditWindow:   chatWindow(c.Chat.EditWindow),
 	})
 	m.Service.Log = slog.New(zerolog.NewSlogHandler(m.Log.With().Str("component", "chat").Logger()))
 
