@@ -19,7 +19,7 @@ func newWindowEnv(t *testing.T, recall, edit time.Duration) *rtEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	e := &rtEnv{pub: &recordingPublisher{}, push: &recordingPusher{}, now: time.UnixMilli(rtNow)}
+	e := &rtEnv{db: db, pub: &recordingPublisher{}, push: &recordingPusher{}, now: time.UnixMilli(rtNow)}
 	e.svc = chat.NewService(db, chat.Options{AppID: "app", MaxBodyLen: 64, RecallWindow: recall, EditWindow: edit})
 	e.svc.Publisher, e.svc.Pusher = e.pub, e.push
 	e.svc.Now = func() time.Time { return e.now }

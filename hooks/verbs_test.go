@@ -56,7 +56,7 @@ func newVerbEnv(t *testing.T, opts chat.Options) (*env, *testClock) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return &env{svc: svc, srv: srv, addr: srv.TCPAddr().String()}, clk
+	return &env{svc: svc, db: db, srv: srv, addr: srv.TCPAddr().String()}, clk
 }
 
 // verbWorld is the cast of the recall, edit and typing tests: alice (three
