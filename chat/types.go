@@ -199,6 +199,10 @@ type Record struct {
 	Content Content `json:"content"`
 	Remark  string  `json:"remark,omitempty"`
 	TS      int64   `json:"ts"`
+	// SpeakerKind tells a passenger speaker from a user of the same id
+	// when the append moves the speaker's read cursor; not stored (0 is a
+	// user).
+	SpeakerKind Kind `json:"-"`
 }
 
 // Peer is the from/to object of a message event.

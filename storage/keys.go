@@ -23,6 +23,9 @@ const (
 	tagStranger   = "s"  // s␀<uid>␀<other>              → Stranger
 	tagRecord     = "m"  // m␀<conv>␀<ts:8><seq:8>       → recordValue
 	tagConvCursor = "q"  // q␀<conv>                     → <seq:8><ts:8>
+	tagActivity   = "ca" // ca␀<uid>␀<-ts:8><conv>       → empty (conversations.go)
+	tagReadCursor = "cr" // cr␀<reader>␀<conv>           → <seq:8>
+	tagSeqIndex   = "n"  // n␀<conv>␀<seq/64:8>          → <ts:8>
 )
 
 const sep = '\x00'

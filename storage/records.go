@@ -47,6 +47,7 @@ type appendReq struct {
 	expiresAt uint64 // unix seconds, 0: never
 	cursor    []byte // q␀<conv>
 	cursorVal []byte
+	sync      []syncWrite // conversation index and read cursor (conversations.go)
 	err       error
 	done      chan struct{}
 }
@@ -120,8 +121,8 @@ func decodeRecordValue(b []byte, v *recordValue) error {
 	return nil
 }
 
-// AppendRecord stores rec and sets rec.Seq and rec.TS (raised to the
-// conversation's latest TS if older). The record expires ttl after rec.TS;
+// AppendRecord stores rec and sets rec.Seq and rec.TS (raised to one past
+// the conversation's latest TS if not newer). The record expires ttl after rec.TS;
 // Badger hides it from then on and compaction reclaims it. AppendRecord
 // returns once the write is committed (and, with SyncWrites, synced). ctx
 // is checked before the record is queued; once queued it is always waited
@@ -153,14 +154,20 @@ func (db *DB) AppendRecord(ctx context.Context, rec *chat.Record, ttl time.Durat
 		st.mu.Unlock()
 		return err
 	}
-	seq, ts := st.seq+1, max(rec.TS, st.ts)
+	// TS is strictly increasing, so that a TS cursor pages without loss.
+	seq, ts := st.seq+1, rec.TS
+	if st.seq > 0 && ts <= st.ts {
+		ts = st.ts + 1
+	}
 	p := recPrefix(rec.Conv)
+	exp := expiresAt(ts, ttl)
 	r := &appendReq{
 		key:       recKey(p, ts, seq),
 		val:       val,
-		expiresAt: expiresAt(ts, ttl),
+		expiresAt: exp,
 		cursor:    cursorKey(rec.Conv),
 		cursorVal: encodeCursor(seq, ts),
+		sync:      appendSyncWrites(rec, seq, ts, st.ts, st.seq > 0, exp),
 		done:      make(chan struct{}),
 	}
 	db.queue <- r // under st.mu: the queue keeps the conversation's order
@@ -330,7 +337,10 @@ func addAppend(txn *badger.Txn, r *appendReq) error {
 	}
 	e := badger.NewEntry(r.key, r.val)
 	e.ExpiresAt = r.expiresAt
-	return txn.SetEntry(e)
+	if err := txn.SetEntry(e); err != nil {
+		return err
+	}
+	return addSyncWrites(txn, r.sync)
 }
 
 // barrier waits until everything queued before it has been committed.
@@ -430,7 +440,7 @@ func (db *DB) DeleteRecords(ctx context.Context, conv chat.Conv) error {
 		}
 		// The cursor stays: sequence numbers continue after a wipe, so a
 		// client syncing "since seq N" never sees a number reused.
-		return nil
+		return deleteSeqIndex(txn, wb, conv)
 	})
 	if err != nil {
 		wb.Cancel()
