@@ -119,6 +119,7 @@ func (s *Server) routes() {
 	s.routePassengers(s.app)
 	s.routeSystem(s.app)
 	s.routeAttachments(s.app)
+	s.routeConversations(s.app)
 }
 
 // App returns the Fiber app (tests use app.Test).

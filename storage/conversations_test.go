@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/mqim/mqim/chat"
@@ -48,5 +49,97 @@ func TestRecordsAfter(t *testing.T) {
 	}
 	if recs, _ := db.RecordsAfter(ctx, conv, ^uint64(0), 0, 10); len(recs) != 0 {
 		t.Errorf("after max = %v", seqs(recs))
+	}
+}
+
+// Ensure Conversations lists a user's friend, stranger, passenger and group
+// conversations by latest record, newest first, with the latest Seq, the
+// user's read cursor (moved by its own messages and MarkRead, forward
+// only, never past the latest) and the last record; pages with before;
+// and lists a group only once it has a message.
+func TestConversations(t *testing.T) {
+	db := newTestDB(t)
+	ctx := t.Context()
+	mustUpdate(t, db, func(tx chat.Tx) error {
+		for _, g := range []string{"g1", "quiet"} {
+			if err := tx.PutGroup(&chat.Group{ID: g, Owner: "zed", Members: []string{"alice"}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	friend, stranger := chat.FriendConv("alice", "bob"), chat.StrangerConv("carol", "alice")
+	pass, group := chat.PassengerConv("p1", "alice"), chat.GroupConv("g1")
+	mustAppend(t, db, friend, "bob", 100, 0)
+	mustAppend(t, db, friend, "alice", 100, 0) // ts 101, alice's cursor 2
+	mustAppend(t, db, stranger, "carol", 200, 0)
+	p := chat.Record{Conv: pass, Speaker: "alice", SpeakerKind: chat.KindPassenger, TS: 300} // a passenger named alice
+	if err := db.AppendRecord(ctx, &p, 0); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, db, group, "zed", 250, 0)
+	mustAppend(t, db, group, "zed", 260, 0)
+	mustAppend(t, db, chat.FriendConv("bob", "dave"), "dave", 999, 0)
+	mustAppend(t, db, friend, "bob", 150, 0) // friend moves above the stranger chat
+
+	type row struct {
+		conv      chat.Conv
+		seq, read uint64
+		ts        int64
+	}
+	list := func(before int64, limit int) []row {
+		t.Helper()
+		cs, err := db.Conversations(ctx, "alice", before, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []row
+		for _, c := range cs {
+			if c.Last == nil || c.Last.Seq != c.Seq || c.Last.TS != c.TS {
+				t.Fatalf("%s: last %+v does not match seq %d ts %d", c.Conv, c.Last, c.Seq, c.TS)
+			}
+			out = append(out, row{c.Conv, c.Seq, c.Read, c.TS})
+		}
+		return out
+	}
+	want := []row{{pass, 1, 0, 300}, {group, 2, 0, 260}, {stranger, 1, 0, 200}, {friend, 3, 2, 150}}
+	if got := list(maxTS, 50); !slices.Equal(got, want) {
+		t.Fatalf("Conversations() = %v\nwant %v", got, want)
+	}
+	if got := list(maxTS, 2); !slices.Equal(got, want[:2]) {
+		t.Errorf("limit 2 = %v", got)
+	}
+	if got := list(260, 2); !slices.Equal(got, want[2:]) {
+		t.Errorf("before 260 = %v", got)
+	}
+
+	// Read cursors move forward only and stop at the latest seq.
+	for _, c := range []struct {
+		seq, cur uint64
+		moved    bool
+	}{{1, 2, false}, {9, 3, true}, {2, 3, false}} {
+		cur, moved, err := db.MarkRead(ctx, "alice", friend, c.seq)
+		if err != nil || cur != c.cur || moved != c.moved {
+			t.Errorf("MarkRead(%d) = %d, %v, %v; want %d, %v", c.seq, cur, moved, err, c.cur, c.moved)
+		}
+	}
+	if got := list(maxTS, 50)[3]; got.read != 3 {
+		t.Errorf("friend read = %d, want 3", got.read)
+	}
+	curs, err := db.ReadCursors(ctx, pass, []string{"alice", "passenger:alice", "nobody"})
+	if err != nil || !slices.Equal(curs, []uint64{0, 1, 0}) {
+		t.Errorf("passenger conv cursors = %v, %v; want the passenger's at 1", curs, err)
+	}
+	// bob sees the same friend conversation; dave's chat is not alice's.
+	cs, err := db.Conversations(ctx, "bob", maxTS, 50)
+	if err != nil || len(cs) != 2 || cs[0].Conv != chat.FriendConv("bob", "dave") || cs[1].Read != 3 {
+		t.Errorf("bob's conversations = %+v, %v", cs, err)
+	}
+	// A cleared group leaves the list.
+	if err := db.DeleteRecords(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(maxTS, 50); len(got) != 3 || slices.ContainsFunc(got, func(r row) bool { return r.conv == group }) {
+		t.Errorf("after clearing the group = %v", got)
 	}
 }
