@@ -10,9 +10,10 @@ import (
 // client's identity is its CONNECT Username, already checked by [Auth].
 //
 //   - Publish: only under say/ (the exact send topic and whether the sender
-//     may use it are checked by [Say], which answers with an error event);
-//     anything else is refused by mochi (MQTT 5: PUBACK 0x87; MQTT 3.1.1:
-//     disconnect).
+//     may use it are checked by [Say], which answers with an error event),
+//     and to well-formed read/{kind}/{id} topics of a kind the sender may
+//     say to (membership is checked by the Service); anything else is
+//     refused by mochi (MQTT 5: PUBACK 0x87; MQTT 3.1.1: disconnect).
 //   - Subscribe and delivery: only inside one's own inbox, users/{me}/... or
 //     passengers/{me}/..., see [broker.InboxAllowed].
 //
@@ -29,7 +30,7 @@ func (h *ACL) Provides(b byte) bool { return b == mqtt.OnACLCheck }
 // OnACLCheck implements mqtt.Hook.
 func (h *ACL) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
-		return broker.IsSayTopic(topic)
+		return broker.IsSayTopic(topic) || broker.ReadAllowed(cl.Properties.Username, topic)
 	}
 	return broker.InboxAllowed(cl.Properties.Username, topic)
 }
