@@ -406,7 +406,9 @@ func pairHeads(txn *badger.Txn, uid string, before int64, limit int) ([]convHead
 		if err != nil {
 			return nil, err
 		}
-		if seq == 0 || ts >= before {
+		// An entry not at the cursor's TS is stale: left by an append
+		// whose commit failed after the in-memory cursor had moved on.
+		if seq == 0 || ts >= before || ts != -getTS(k[len(p):len(p)+8]) {
 			continue
 		}
 		out = append(out, convHead{conv: conv, seq: seq, ts: ts})

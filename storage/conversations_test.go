@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/mqim/mqim/chat"
 )
 
@@ -141,5 +143,21 @@ func TestConversations(t *testing.T) {
 	}
 	if got := list(maxTS, 50); len(got) != 3 || slices.ContainsFunc(got, func(r row) bool { return r.conv == group }) {
 		t.Errorf("after clearing the group = %v", got)
+	}
+}
+
+// Ensure a stale activity entry (one an append whose commit failed could
+// leave behind) does not list its conversation twice.
+func TestConversations_StaleEntry(t *testing.T) {
+	db := newTestDB(t)
+	conv := chat.FriendConv("alice", "bob")
+	mustAppend(t, db, conv, "bob", 100, 0)
+	mustAppend(t, db, conv, "bob", 200, 0)
+	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(activityKey("alice", 150, conv), nil) }); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := db.Conversations(t.Context(), "alice", maxTS, 50)
+	if err != nil || len(cs) != 1 || cs[0].Seq != 2 || cs[0].TS != 200 {
+		t.Errorf("Conversations() = %+v, %v; want the conversation once at seq 2", cs, err)
 	}
 }
