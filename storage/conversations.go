@@ -15,24 +15,51 @@ import (
 )
 
 // Conversation index, read cursors and the sparse seq index (chat.SyncStore;
-// docs/storage.md, "Conversations and read cursors").
+// docs/storage.md, "Conversations and read cursors"). Each extra Badger
+// entry in the append's commit costs the say path several microseconds
+// (WAL, memtable, compaction), so the design keeps them rare:
 //
+//   - The cursor q␀<conv>, rewritten by every append anyway, also holds
+//     the TS of the conversation's activity entries and, for a friend,
+//     stranger or passenger conversation, each party's last own Seq: one's
+//     own messages are read without a write of one's read cursor.
 //   - ca␀<uid>␀<-ts:8><conv>: one entry per user party of a friend,
-//     stranger or passenger conversation, at the TS of its latest record
-//     (negated, so a forward scan is newest first). Each append moves the
-//     entries of both parties: a delete at the old TS and a set at the new,
-//     in the append's own commit, with the record's expiry (a conversation
-//     whose last record expired leaves the list with it).
-//   - Groups have no per-member entry: fanning out every message to 50
-//     members would cost 100 writes. The list reads the user's groups from
-//     ug␀<uid>␀ and the latest (Seq, TS) of each from its cursor q␀g:<gid>,
-//     and merges them with the ca␀ entries.
-//   - cr␀<reader>␀<conv>: the reader's read cursor. The append sets the
-//     speaker's to the new Seq; MarkRead moves it forward.
+//     stranger or passenger conversation (negated TS: a forward scan is
+//     newest first). It lags: an append moves it (delete and set, for both
+//     parties) only when its TS is activityLag past the entry's, so the
+//     true latest TS lies in [entry, entry+activityLag) and the list reads
+//     the cursor to sort exactly. A burst moves the entries once a second.
+//   - Groups have no per-member entry (a message to 50 members would cost
+//     100 writes): the list reads the user's groups from ug␀<uid>␀ and each
+//     group's cursor. The speaker's read cursor is one entry per message.
+//   - cr␀<reader>␀<conv>: a read cursor moved by MarkRead (and by a group
+//     message of the reader).
 //   - n␀<conv>␀<seq/64:8>: the TS of every 64th record, so that "Seq >
 //     after" is a seek to at most 63 records before the first one wanted.
 
-const seqBlock = 64
+const (
+	seqBlock    = 64
+	activityLag = 1000 // ms
+
+	// cursorSyncLen is the length of q␀<conv> values written with convSync:
+	// seq, ts, then the activity TS (sign-flipped; noIndex when none) and
+	// the two parties' last own Seq.
+	cursorSyncLen = 40
+	noIndex       = -1 << 63
+)
+
+// convSync is the conversation index state kept with the cursor.
+type convSync struct {
+	idxTS int64     // TS of the ca␀ entries; noIndex when none
+	own   [2]uint64 // last own Seq of the parties (Conv.Sides order)
+}
+
+func decodeConvSync(b []byte) convSync {
+	if len(b) != cursorSyncLen {
+		return convSync{idxTS: noIndex}
+	}
+	return convSync{idxTS: getTS(b[16:]), own: [2]uint64{binary.BigEndian.Uint64(b[24:]), binary.BigEndian.Uint64(b[32:])}}
+}
 
 // syncWrite is one extra write of an append.
 type syncWrite struct {
@@ -40,6 +67,51 @@ type syncWrite struct {
 	val       []byte
 	expiresAt uint64
 	del       bool
+}
+
+// advance updates cs for the record (seq, ts) of rec.Conv and returns the
+// new cursor value and the extra writes. The caller holds the
+// conversation's mutex.
+func (cs *convSync) advance(rec *chat.Record, seq uint64, ts int64, exp uint64) ([]byte, []syncWrite) {
+	var ws []syncWrite
+	speaker := rec.Speaker
+	if rec.SpeakerKind == chat.KindPassenger {
+		speaker = chat.ReaderKey(chat.Passenger(rec.Speaker))
+	}
+	if a, b, ok := rec.Conv.Sides(); ok {
+		switch speaker {
+		case a:
+			cs.own[0] = seq
+		case b:
+			cs.own[1] = seq
+		}
+		if cs.idxTS == noIndex || ts >= cs.idxTS+activityLag {
+			for _, uid := range [2]string{a, b} {
+				if strings.HasPrefix(uid, "passenger:") || badPart(uid) {
+					continue // passengers have no conversation list
+				}
+				if cs.idxTS != noIndex {
+					ws = append(ws, syncWrite{key: activityKey(uid, cs.idxTS, rec.Conv), del: true})
+				}
+				ws = append(ws, syncWrite{key: activityKey(uid, ts, rec.Conv), expiresAt: exp})
+			}
+			cs.idxTS = ts
+		}
+	} else if speaker != "" && !badPart(speaker) {
+		ws = append(ws, syncWrite{key: readCursorKey(speaker, rec.Conv), val: encodeUint64(seq)})
+	}
+	if seq%seqBlock == 0 {
+		var v [8]byte
+		putTS(v[:], ts)
+		ws = append(ws, syncWrite{key: seqIndexKey(rec.Conv, seq/seqBlock), val: v[:], expiresAt: exp})
+	}
+	v := make([]byte, cursorSyncLen)
+	binary.BigEndian.PutUint64(v, seq)
+	binary.BigEndian.PutUint64(v[8:], uint64(ts))
+	putTS(v[16:], cs.idxTS)
+	binary.BigEndian.PutUint64(v[24:], cs.own[0])
+	binary.BigEndian.PutUint64(v[32:], cs.own[1])
+	return v, ws
 }
 
 // activityPrefix returns "ca␀<uid>␀".
@@ -73,37 +145,6 @@ func decodeUint64(b []byte) (uint64, bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(b), true
-}
-
-// appendSyncWrites returns the index writes of the record (seq, ts) of
-// rec.Conv; prevTS is the TS of the conversation's previous record, if
-// hadPrev.
-func appendSyncWrites(rec *chat.Record, seq uint64, ts, prevTS int64, hadPrev bool, exp uint64) []syncWrite {
-	out := make([]syncWrite, 0, 6)
-	if rec.Speaker != "" && !badPart(rec.Speaker) {
-		reader := rec.Speaker
-		if rec.SpeakerKind == chat.KindPassenger {
-			reader = chat.ReaderKey(chat.Passenger(rec.Speaker))
-		}
-		out = append(out, syncWrite{key: readCursorKey(reader, rec.Conv), val: encodeUint64(seq)})
-	}
-	if a, b, ok := rec.Conv.Sides(); ok {
-		for _, uid := range [2]string{a, b} {
-			if strings.HasPrefix(uid, "passenger:") || badPart(uid) {
-				continue // passengers have no conversation list
-			}
-			if hadPrev {
-				out = append(out, syncWrite{key: activityKey(uid, prevTS, rec.Conv), del: true})
-			}
-			out = append(out, syncWrite{key: activityKey(uid, ts, rec.Conv), expiresAt: exp})
-		}
-	}
-	if seq%seqBlock == 0 {
-		var v [8]byte
-		putTS(v[:], ts)
-		out = append(out, syncWrite{key: seqIndexKey(rec.Conv, seq/seqBlock), val: v[:], expiresAt: exp})
-	}
-	return out
 }
 
 // addSyncWrites adds ws to txn.
@@ -210,21 +251,44 @@ func decodeRecord(item *badger.Item, conv chat.Conv, ts int64, seq uint64) (chat
 
 // getCursor reads q␀<conv>: the latest committed (Seq, TS), or zeros.
 func getCursor(txn *badger.Txn, conv chat.Conv) (seq uint64, ts int64, err error) {
+	seq, ts, _, err = getCursorSync(txn, conv)
+	return seq, ts, err
+}
+
+// getCursorSync is getCursor with the index state.
+func getCursorSync(txn *badger.Txn, conv chat.Conv) (seq uint64, ts int64, cs convSync, err error) {
+	cs = decodeConvSync(nil)
 	item, err := txn.Get(cursorKey(conv))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, 0, nil
+		return 0, 0, cs, nil
 	}
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, cs, err
 	}
 	err = item.Value(func(b []byte) error {
 		var ok bool
 		if seq, ts, ok = decodeCursor(b); !ok {
 			return fmt.Errorf("bad cursor of %d bytes", len(b))
 		}
+		cs = decodeConvSync(b)
 		return nil
 	})
-	return seq, ts, err
+	return seq, ts, cs, err
+}
+
+// ownSeq returns the last own Seq of reader in a two-party conv (0 for
+// groups or a non-party).
+func ownSeq(conv chat.Conv, cs convSync, reader string) uint64 {
+	a, b, ok := conv.Sides()
+	switch {
+	case !ok:
+		return 0
+	case reader == a:
+		return cs.own[0]
+	case reader == b:
+		return cs.own[1]
+	}
+	return 0
 }
 
 // getUint64 reads an 8-byte value; a missing key is 0.
@@ -269,8 +333,10 @@ func (db *DB) LatestSeq(ctx context.Context, conv chat.Conv) (uint64, int64, err
 }
 
 // MarkRead moves reader's cursor in conv forward to min(seq, latest Seq).
-// It runs as an Update, so a concurrent append that sets the same cursor
-// (the speaker's) makes it retry instead of moving the cursor back.
+// The cursor is the larger of cr␀ and, in a two-party conversation, the
+// reader's last own Seq. It runs as an Update that reads the keys an
+// append writes, so a concurrent append makes it retry instead of moving
+// the cursor back.
 func (db *DB) MarkRead(ctx context.Context, reader string, conv chat.Conv, seq uint64) (cur uint64, moved bool, err error) {
 	if badPart(reader) || badPart(string(conv)) {
 		return 0, false, chat.Errorf(chat.CodeInvalid, "invalid reader or conversation")
@@ -278,7 +344,7 @@ func (db *DB) MarkRead(ctx context.Context, reader string, conv chat.Conv, seq u
 	err = db.Update(ctx, func(t chat.Tx) error {
 		txn := t.(*tx).txn
 		moved = false
-		latest, _, err := getCursor(txn, conv)
+		latest, _, cs, err := getCursorSync(txn, conv)
 		if err != nil {
 			return err
 		}
@@ -286,6 +352,7 @@ func (db *DB) MarkRead(ctx context.Context, reader string, conv chat.Conv, seq u
 		if cur, err = getUint64(txn, k); err != nil {
 			return err
 		}
+		cur = max(cur, ownSeq(conv, cs, reader))
 		target := min(seq, latest)
 		if target <= cur {
 			return nil
@@ -299,7 +366,8 @@ func (db *DB) MarkRead(ctx context.Context, reader string, conv chat.Conv, seq u
 	return cur, moved, nil
 }
 
-// ReadCursors returns the read cursor of each reader in conv.
+// ReadCursors returns the read cursor of each reader in conv: its cr␀
+// entry or, in a two-party conversation, its last own Seq if later.
 func (db *DB) ReadCursors(ctx context.Context, conv chat.Conv, readers []string) ([]uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -311,6 +379,13 @@ func (db *DB) ReadCursors(ctx context.Context, conv chat.Conv, readers []string)
 	txn := db.bdb.NewTransaction(false)
 	defer txn.Discard()
 	out := make([]uint64, len(readers))
+	if badPart(string(conv)) {
+		return out, nil
+	}
+	_, _, cs, err := getCursorSync(txn, conv)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read cursor of %q: %w", conv, err)
+	}
 	for i, r := range readers {
 		if badPart(r) {
 			continue
@@ -319,7 +394,7 @@ func (db *DB) ReadCursors(ctx context.Context, conv chat.Conv, readers []string)
 		if err != nil {
 			return nil, fmt.Errorf("storage: read cursor of %s in %q: %w", r, conv, err)
 		}
-		out[i] = v
+		out[i] = max(v, ownSeq(conv, cs, r))
 	}
 	return out, nil
 }
@@ -329,12 +404,14 @@ type convHead struct {
 	conv chat.Conv
 	seq  uint64
 	ts   int64
+	own  uint64 // the user's last own Seq (two-party conversations)
 }
 
 // Conversations returns the conversations of uid whose latest record is
-// older than before, newest first, at most limit. It reads at most limit
-// ca␀ entries, one cursor per group of uid, and then three keys per
-// returned conversation (cursor, read cursor, last record).
+// older than before, newest first, at most limit. It reads the ca␀
+// entries down to activityLag below the limit-th conversation (one cursor
+// each), one cursor per group of uid, and two more keys per returned
+// conversation (read cursor, last record).
 func (db *DB) Conversations(ctx context.Context, uid string, before int64, limit int) ([]chat.Conversation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -384,36 +461,53 @@ func (db *DB) Conversations(ctx context.Context, uid string, before int64, limit
 		if err != nil {
 			return nil, fmt.Errorf("storage: conversations of %s: %w", uid, err)
 		}
-		out = append(out, chat.Conversation{Conv: h.conv, Seq: h.seq, Read: read, TS: h.ts, Last: &last})
+		out = append(out, chat.Conversation{Conv: h.conv, Seq: h.seq, Read: max(read, h.own), TS: h.ts, Last: &last})
 	}
 	return out, nil
 }
 
-// pairHeads returns up to limit friend, stranger and passenger
-// conversations of uid from its ca␀ entries, newest first.
+// pairHeads returns the friend, stranger and passenger conversations of
+// uid from its ca␀ entries, at least the limit newest ones. An entry lags
+// its conversation by less than activityLag, so the scan goes on until
+// limit conversations are newer than any entry not yet read could be.
 func pairHeads(txn *badger.Txn, uid string, before int64, limit int) ([]convHead, error) {
 	p := activityPrefix(uid)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
 	defer it.Close()
 	var out []convHead
-	for it.Seek(activityKey(uid, before-1, "")); it.Valid() && len(out) < limit; it.Next() {
+	for it.Seek(activityKey(uid, before-1, "")); it.Valid(); it.Next() {
 		k := it.Item().Key()
 		if len(k) <= len(p)+8 {
 			continue
 		}
+		e := -getTS(k[len(p) : len(p)+8])
+		if len(out) >= limit && countFrom(out, e+activityLag) >= limit {
+			break
+		}
 		conv := chat.Conv(k[len(p)+8:])
-		seq, ts, err := getCursor(txn, conv)
+		seq, ts, cs, err := getCursorSync(txn, conv)
 		if err != nil {
 			return nil, err
 		}
-		// An entry not at the cursor's TS is stale: left by an append
-		// whose commit failed after the in-memory cursor had moved on.
-		if seq == 0 || ts >= before || ts != -getTS(k[len(p):len(p)+8]) {
+		// An entry not at the cursor's index TS is stale (an append whose
+		// commit failed had moved the in-memory state on).
+		if seq == 0 || ts >= before || cs.idxTS != e {
 			continue
 		}
-		out = append(out, convHead{conv: conv, seq: seq, ts: ts})
+		out = append(out, convHead{conv: conv, seq: seq, ts: ts, own: ownSeq(conv, cs, uid)})
 	}
 	return out, nil
+}
+
+// countFrom counts the heads with TS >= ts.
+func countFrom(hs []convHead, ts int64) int {
+	n := 0
+	for _, h := range hs {
+		if h.ts >= ts {
+			n++
+		}
+	}
+	return n
 }
 
 // groupHeads returns the groups of uid that have a record older than

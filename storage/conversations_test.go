@@ -71,7 +71,7 @@ func TestConversations(t *testing.T) {
 		return nil
 	})
 	friend, stranger := chat.FriendConv("alice", "bob"), chat.StrangerConv("carol", "alice")
-	pass, group := chat.PassengerConv("p1", "alice"), chat.GroupConv("g1")
+	pass, group := chat.PassengerConv("alice", "alice"), chat.GroupConv("g1")
 	mustAppend(t, db, friend, "bob", 100, 0)
 	mustAppend(t, db, friend, "alice", 100, 0) // ts 101, alice's cursor 2
 	mustAppend(t, db, stranger, "carol", 200, 0)
@@ -159,5 +159,50 @@ func TestConversations_StaleEntry(t *testing.T) {
 	cs, err := db.Conversations(t.Context(), "alice", maxTS, 50)
 	if err != nil || len(cs) != 1 || cs[0].Seq != 2 || cs[0].TS != 200 {
 		t.Errorf("Conversations() = %+v, %v; want the conversation once at seq 2", cs, err)
+	}
+}
+
+// Ensure the activity entries lag by less than activityLag and the list is
+// still exact: a conversation whose entry is older but whose latest
+// record is newer sorts first, at any limit, and each party keeps one
+// entry however many messages moved it.
+func TestConversations_Lag(t *testing.T) {
+	db := newTestDB(t)
+	ctx := t.Context()
+	a, b, c := chat.FriendConv("alice", "a1"), chat.FriendConv("alice", "b1"), chat.StrangerConv("alice", "c1")
+	mustAppend(t, db, a, "a1", 10_000, 0) // entry at 10,000
+	mustAppend(t, db, b, "b1", 10_500, 0) // entry at 10,500
+	mustAppend(t, db, a, "a1", 10_900, 0) // within the lag: a's entry stays at 10,000
+	mustAppend(t, db, c, "c1", 5_000, 0)
+	for i := range 50 { // c moves its entry every second
+		mustAppend(t, db, c, "c1", 5_100+int64(i)*100, 0)
+	}
+	for limit, want := range map[int][]chat.Conv{1: {a}, 2: {a, b}, 3: {a, b, c}} {
+		cs, err := db.Conversations(ctx, "alice", maxTS, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []chat.Conv
+		for _, x := range cs {
+			got = append(got, x.Conv)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d = %v, want %v", limit, got, want)
+		}
+	}
+	if cs, err := db.Conversations(ctx, "alice", 10_900, 5); err != nil || len(cs) != 2 || cs[0].Conv != b || cs[1].Conv != c {
+		t.Errorf("before 10,900 = %+v, %v; want b1, c1", cs, err)
+	}
+	n := 0
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: activityPrefix("c1")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil || n != 1 {
+		t.Errorf("c1 has %d activity entries (%v), want 1", n, err)
 	}
 }

@@ -22,7 +22,7 @@ const (
 	tagPassenger  = "p"  // p␀<pid>                      → PassengerRecord
 	tagStranger   = "s"  // s␀<uid>␀<other>              → Stranger
 	tagRecord     = "m"  // m␀<conv>␀<ts:8><seq:8>       → recordValue
-	tagConvCursor = "q"  // q␀<conv>                     → <seq:8><ts:8>
+	tagConvCursor = "q"  // q␀<conv>                     → <seq:8><ts:8>[<idx:8><own:8><own:8>]
 	tagActivity   = "ca" // ca␀<uid>␀<-ts:8><conv>       → empty (conversations.go)
 	tagReadCursor = "cr" // cr␀<reader>␀<conv>           → <seq:8>
 	tagSeqIndex   = "n"  // n␀<conv>␀<seq/64:8>          → <ts:8>
@@ -119,8 +119,10 @@ func encodeCursor(seq uint64, ts int64) []byte {
 	return b
 }
 
+// decodeCursor reads the first 16 bytes; the append writes more after
+// them (conversations.go, convSync).
 func decodeCursor(b []byte) (seq uint64, ts int64, ok bool) {
-	if len(b) != 16 {
+	if len(b) != 16 && len(b) != cursorSyncLen {
 		return 0, 0, false
 	}
 	return binary.BigEndian.Uint64(b), int64(binary.BigEndian.Uint64(b[8:])), true

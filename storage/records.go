@@ -65,6 +65,7 @@ type convState struct {
 	seq    uint64
 	ts     int64
 	refs   int
+	sync   convSync // conversation index state (conversations.go)
 }
 
 // recordValue is the stored form of a record: TS and Seq are in the key and
@@ -166,10 +167,9 @@ func (db *DB) AppendRecord(ctx context.Context, rec *chat.Record, ttl time.Durat
 		val:       val,
 		expiresAt: exp,
 		cursor:    cursorKey(rec.Conv),
-		cursorVal: encodeCursor(seq, ts),
-		sync:      appendSyncWrites(rec, seq, ts, st.ts, st.seq > 0, exp),
 		done:      make(chan struct{}),
 	}
+	r.cursorVal, r.sync = st.sync.advance(rec, seq, ts, exp)
 	db.queue <- r // under st.mu: the queue keeps the conversation's order
 	st.seq, st.ts = seq, ts
 	st.mu.Unlock()
@@ -244,12 +244,14 @@ func (db *DB) load(st *convState, conv chat.Conv) error {
 				if st.seq, st.ts, ok = decodeCursor(b); !ok {
 					return fmt.Errorf("bad cursor of %d bytes", len(b))
 				}
+				st.sync = decodeConvSync(b)
 				return nil
 			})
 		}
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
+		st.sync = decodeConvSync(nil)
 		p := recPrefix(conv)
 		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: p})
 		defer it.Close()
