@@ -28,7 +28,7 @@ import (
 //     newest first). It lags: an append moves it (delete and set, for both
 //     parties) only when its TS is activityLag past the entry's, so the
 //     true latest TS lies in [entry, entry+activityLag) and the list reads
-//     the cursor to sort exactly. A burst moves the entries once a second.
+//     the cursor to sort exactly. A burst moves them once per activityLag.
 //   - Groups have no per-member entry (a message to 50 members would cost
 //     100 writes): the list reads the user's groups from ug␀<uid>␀ and each
 //     group's cursor. The speaker's read cursor is one entry per message.
@@ -39,7 +39,7 @@ import (
 
 const (
 	seqBlock    = 64
-	activityLag = 1000 // ms
+	activityLag = 100 // ms
 
 	// cursorSyncLen is the length of q␀<conv> values written with convSync:
 	// seq, ts, then the activity TS (sign-flipped; noIndex when none) and

@@ -171,11 +171,11 @@ func TestConversations_Lag(t *testing.T) {
 	ctx := t.Context()
 	a, b, c := chat.FriendConv("alice", "a1"), chat.FriendConv("alice", "b1"), chat.StrangerConv("alice", "c1")
 	mustAppend(t, db, a, "a1", 10_000, 0) // entry at 10,000
-	mustAppend(t, db, b, "b1", 10_500, 0) // entry at 10,500
-	mustAppend(t, db, a, "a1", 10_900, 0) // within the lag: a's entry stays at 10,000
+	mustAppend(t, db, b, "b1", 10_000+activityLag/2, 0)
+	mustAppend(t, db, a, "a1", 10_000+activityLag-1, 0) // within the lag: a's entry stays
 	mustAppend(t, db, c, "c1", 5_000, 0)
-	for i := range 50 { // c moves its entry every second
-		mustAppend(t, db, c, "c1", 5_100+int64(i)*100, 0)
+	for i := range 50 { // c moves its entry every other message
+		mustAppend(t, db, c, "c1", 5_000+int64(i+1)*activityLag/2, 0)
 	}
 	for limit, want := range map[int][]chat.Conv{1: {a}, 2: {a, b}, 3: {a, b, c}} {
 		cs, err := db.Conversations(ctx, "alice", maxTS, limit)
@@ -190,8 +190,8 @@ func TestConversations_Lag(t *testing.T) {
 			t.Errorf("limit %d = %v, want %v", limit, got, want)
 		}
 	}
-	if cs, err := db.Conversations(ctx, "alice", 10_900, 5); err != nil || len(cs) != 2 || cs[0].Conv != b || cs[1].Conv != c {
-		t.Errorf("before 10,900 = %+v, %v; want b1, c1", cs, err)
+	if cs, err := db.Conversations(ctx, "alice", 10_000+activityLag-1, 5); err != nil || len(cs) != 2 || cs[0].Conv != b || cs[1].Conv != c {
+		t.Errorf("before a's latest = %+v, %v; want b1, c1", cs, err)
 	}
 	n := 0
 	err := db.bdb.View(func(txn *badger.Txn) error {
