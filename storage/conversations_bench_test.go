@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,4 +99,47 @@ func BenchmarkConversations(b *testing.B) {
 	b.ReportMetric(q(first, 0.99), "p99-µs-first")
 	b.ReportMetric(q(deep, 0.5), "p50-µs-random")
 	b.ReportMetric(q(deep, 0.99), "p99-µs-random")
+}
+
+// BenchmarkAppendIndexMoves is BenchmarkAppendRecord's batched friend case
+// (64 senders, one conversation each) with the TS of consecutive messages
+// of a conversation activityLag apart, so that every append moves both
+// parties' activity entries (2 deletes and 2 sets): the worst case of a
+// slow chat, against the burst case where the entries stay put.
+//
+//	go test -run '^$' -bench AppendIndexMoves -benchtime 2s -count 3 ./storage/
+func BenchmarkAppendIndexMoves(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		step int64
+	}{{"burst", 0}, {"every-message", activityLag}} {
+		b.Run(c.name, func(b *testing.B) {
+			db, err := Open(Options{Dir: b.TempDir(), Logger: zerolog.Nop()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			var ids atomic.Int64
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				id := ids.Add(1)
+				conv := chat.FriendConv(fmt.Sprintf("user%05d", id), fmt.Sprintf("peer%05d", id))
+				ctx := context.Background()
+				ts := time.Now().UnixMilli()
+				for pb.Next() {
+					ts += c.step
+					rec := chat.Record{Conv: conv, ID: "0123456789abcdef", Speaker: "user",
+						Content: chat.Content{Body: "a typical short chat message of about sixty bytes of text"}, TS: ts}
+					if err := db.AppendRecord(ctx, &rec, chat.DefaultRetention7d); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
 }
