@@ -41,11 +41,12 @@ const (
 	seqBlock    = 64
 	activityLag = 100 // ms
 
-	// cursorSyncLen is the length of q␀<conv> values written with convSync:
-	// seq, ts, then the activity TS (sign-flipped; noIndex when none) and
-	// the two parties' last own Seq.
-	cursorSyncLen = 40
-	noIndex       = -1 << 63
+	// cursorFormat starts a q␀<conv> value written with convSync: uvarint
+	// Seq, varint TS, then uvarint TS−activity TS+1 and Seq−own+1 of each
+	// party (0: none), about 12 bytes. The older 16-byte value starts with
+	// the high byte of Seq, 0.
+	cursorFormat = 1
+	noIndex      = -1 << 63
 )
 
 // convSync is the conversation index state kept with the cursor.
@@ -55,10 +56,66 @@ type convSync struct {
 }
 
 func decodeConvSync(b []byte) convSync {
-	if len(b) != cursorSyncLen {
+	_, _, cs, ok := decodeCursorSync(b)
+	if !ok {
 		return convSync{idxTS: noIndex}
 	}
-	return convSync{idxTS: getTS(b[16:]), own: [2]uint64{binary.BigEndian.Uint64(b[24:]), binary.BigEndian.Uint64(b[32:])}}
+	return cs
+}
+
+// encodeCursorSync returns the q␀<conv> value of (seq, ts) and cs.
+func encodeCursorSync(seq uint64, ts int64, cs convSync) []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64)
+	b = append(b, cursorFormat)
+	b = binary.AppendUvarint(b, seq)
+	b = binary.AppendVarint(b, ts)
+	var d uint64 // 0: no index
+	if cs.idxTS != noIndex {
+		d = uint64(ts-cs.idxTS) + 1
+	}
+	b = binary.AppendUvarint(b, d)
+	for _, own := range cs.own {
+		var d uint64 // 0: no own message
+		if own > 0 {
+			d = seq - own + 1
+		}
+		b = binary.AppendUvarint(b, d)
+	}
+	return b
+}
+
+// decodeCursorSync decodes a value of encodeCursorSync.
+func decodeCursorSync(b []byte) (seq uint64, ts int64, cs convSync, ok bool) {
+	cs.idxTS = noIndex
+	if len(b) == 0 || b[0] != cursorFormat {
+		return 0, 0, cs, false
+	}
+	b = b[1:]
+	var v [5]uint64
+	for i := range v {
+		var n int
+		if i == 1 {
+			var x int64
+			x, n = binary.Varint(b)
+			v[i] = uint64(x)
+		} else {
+			v[i], n = binary.Uvarint(b)
+		}
+		if n <= 0 {
+			return 0, 0, convSync{idxTS: noIndex}, false
+		}
+		b = b[n:]
+	}
+	seq, ts = v[0], int64(v[1])
+	if v[2] > 0 {
+		cs.idxTS = ts - int64(v[2]-1)
+	}
+	for i := range cs.own {
+		if v[3+i] > 0 {
+			cs.own[i] = seq - (v[3+i] - 1)
+		}
+	}
+	return seq, ts, cs, true
 }
 
 // syncWrite is one extra write of an append.
@@ -105,13 +162,7 @@ func (cs *convSync) advance(rec *chat.Record, seq uint64, ts int64, exp uint64) 
 		putTS(v[:], ts)
 		ws = append(ws, syncWrite{key: seqIndexKey(rec.Conv, seq/seqBlock), val: v[:], expiresAt: exp})
 	}
-	v := make([]byte, cursorSyncLen)
-	binary.BigEndian.PutUint64(v, seq)
-	binary.BigEndian.PutUint64(v[8:], uint64(ts))
-	putTS(v[16:], cs.idxTS)
-	binary.BigEndian.PutUint64(v[24:], cs.own[0])
-	binary.BigEndian.PutUint64(v[32:], cs.own[1])
-	return v, ws
+	return encodeCursorSync(seq, ts, *cs), ws
 }
 
 // activityPrefix returns "ca␀<uid>␀".

@@ -206,3 +206,32 @@ func TestConversations_Lag(t *testing.T) {
 		t.Errorf("c1 has %d activity entries (%v), want 1", n, err)
 	}
 }
+
+// Ensure the cursor value round-trips, reads the older 16-byte form, and
+// refuses a truncated value.
+func TestCursorSync(t *testing.T) {
+	for _, c := range []struct {
+		seq uint64
+		ts  int64
+		cs  convSync
+	}{
+		{1, 1_795_639_137_604, convSync{idxTS: 1_795_639_137_604, own: [2]uint64{1, 0}}},
+		{1 << 40, -5, convSync{idxTS: noIndex, own: [2]uint64{1 << 40, 7}}},
+		{3, 0, convSync{idxTS: -100, own: [2]uint64{}}},
+	} {
+		b := encodeCursorSync(c.seq, c.ts, c.cs)
+		seq, ts, cs, ok := decodeCursorSync(b)
+		if !ok || seq != c.seq || ts != c.ts || cs != c.cs {
+			t.Errorf("round trip of %+v = %d %d %+v %v", c, seq, ts, cs, ok)
+		}
+		if seq, ts, ok := decodeCursor(b); !ok || seq != c.seq || ts != c.ts {
+			t.Errorf("decodeCursor(%x) = %d %d %v", b, seq, ts, ok)
+		}
+		if _, _, ok := decodeCursor(b[:len(b)-1]); ok {
+			t.Errorf("truncated %x decoded", b[:len(b)-1])
+		}
+	}
+	if seq, ts, ok := decodeCursor(encodeCursor(9, 1234)); !ok || seq != 9 || ts != 1234 || decodeConvSync(encodeCursor(9, 1234)).idxTS != noIndex {
+		t.Errorf("16-byte cursor = %d %d %v", seq, ts, ok)
+	}
+}
