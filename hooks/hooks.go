@@ -3,9 +3,10 @@
 //
 //   - [Auth]: the CONNECT login (protocol.md §2), client ids bound to one
 //     identity, wills refused, the keepalive policy;
-//   - [ACL]: publish only to say/..., subscribe only inside one's own inbox;
-//   - [Say]: a publish to a send topic is chat.Service.Say, answered before
-//     the PUBACK;
+//   - [ACL]: publish only to say/... and read/..., subscribe only inside
+//     one's own inbox;
+//   - [Say]: a publish to a send topic is chat.Service.Say, one to a read
+//     topic chat.Service.MarkRead, answered before the PUBACK;
 //   - [Presence]: sessions in chat.Presence and the online/offline events.
 //
 // [Register] adds them to a broker.Server in the order they need.
