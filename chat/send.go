@@ -362,7 +362,7 @@ type sayRoute struct {
 }
 
 func (s *Service) say(ctx context.Context, from Identity, session string, t SayTarget, msg *SayMessage) (SayResult, error) {
-	rec := Record{ID: NewMessageID(), Speaker: from.ID, Content: msg.Content, Remark: msg.Remark, TS: s.nowMillis()}
+	rec := Record{ID: NewMessageID(), Speaker: from.ID, SpeakerKind: from.Kind, Content: msg.Content, Remark: msg.Remark, TS: s.nowMillis()}
 	var r sayRoute
 	err := func() error {
 		unlock, err := s.route(ctx, from, t, &r)

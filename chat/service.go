@@ -183,11 +183,13 @@ func NormalizeLimit(limit int) int {
 	return limit
 }
 
-// NormalizeCutoff turns a history cutoff into ms: 0 → now; values below
-// 1e11 are seconds (the iOS API takes seconds).
+// NormalizeCutoff turns a history cutoff into ms: 0 → no cutoff (the
+// latest records; a busy conversation stamps TS up to a few ms ahead of
+// the clock, since TS is strictly increasing); values below 1e11 are
+// seconds (the iOS API takes seconds).
 func NormalizeCutoff(ts, now int64) int64 {
 	if ts <= 0 {
-		return now + 1 // records at exactly now are included
+		return maxTS
 	}
 	if ts < secondsCutoffMillis {
 		return ts * 1000

@@ -21,9 +21,12 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	// AppendRecord stores rec in rec.Conv and assigns rec.Seq, the next
-	// sequence number of the conversation (1, 2, ...). rec.TS is raised to the
-	// conversation's latest TS if it is older, so TS never goes backwards
-	// within a conversation and (TS, Seq) order equals append order. The
+	// sequence number of the conversation (1, 2, ...). rec.TS is raised to
+	// one past the conversation's latest TS if it is not newer, so TS is
+	// strictly increasing within a conversation (a TS cursor pages without
+	// loss) and (TS, Seq) order equals append order. The append also keeps
+	// the conversation index of its parties and moves the speaker's read
+	// cursor (SyncStore) to the new Seq, in the same commit. The
 	// record expires ttl after rec.TS (0: never). When AppendRecord returns
 	// nil the record is durable to the configured sync level.
 	AppendRecord(ctx context.Context, rec *Record, ttl time.Duration) error
@@ -52,6 +55,8 @@ type Store interface {
 
 	// Close flushes and closes the store.
 	Close() error
+
+	SyncStore
 }
 
 // Tx is one transaction of a [Store]. Getters return an error with

@@ -212,6 +212,10 @@ type Record struct {
 	Recalled bool `json:"recalled,omitempty"`
 	// Edited is when the content was last replaced (ms); 0: never.
 	Edited int64 `json:"edited,omitempty"`
+	// SpeakerKind tells a passenger speaker from a user of the same id
+	// when the append moves the speaker's read cursor; not stored (0 is a
+	// user).
+	SpeakerKind Kind `json:"-"`
 }
 
 // Peer is the from/to object of a message event.

@@ -6,7 +6,8 @@ import (
 )
 
 // Conversation kinds as a party names a conversation: the second level of
-// the recall/, edit/ and typing/ topics and of the REST conversation paths.
+// the read/, recall/, edit/ and typing/ topics, the kind of the
+// conversation list and of the REST conversation paths.
 // Rooms keep no history and have none of these verbs.
 const (
 	ConvFriend    = "friend"

@@ -3,10 +3,10 @@
 //
 //   - [Auth]: the CONNECT login (docs/protocol.md §2), client ids bound to one
 //     identity, wills refused, the keepalive policy;
-//   - [ACL]: publish only to say/, recall/, edit/ and typing/, subscribe
-//     only inside one's own inbox;
-//   - [Say]: a publish to a send topic is chat.Service.Say, answered before
-//     the PUBACK;
+//   - [ACL]: publish only to say/, read/, recall/, edit/ and typing/,
+//     subscribe only inside one's own inbox;
+//   - [Say]: a publish to a send topic is chat.Service.Say, one to a read
+//     topic chat.Service.MarkRead, answered before the PUBACK;
 //   - [Verbs]: recall, edit and typing publishes, handled like say;
 //   - [Presence]: sessions in chat.Presence and the online/offline events;
 //   - [Sessions]: persistent MQTT sessions and their queues across restarts.

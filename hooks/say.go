@@ -53,6 +53,9 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 	if !ok {
 		return pk, packets.ErrRejectPacket // unreachable after Auth
 	}
+	if kind, target, ok := broker.ParseReadTopic(pk.TopicName); ok {
+		return h.onRead(cl, from, pk, kind, target)
+	}
 	var id said
 	if pk.FixedHeader.Qos > 0 {
 		id = said{packetID: pk.PacketID, sum: h.reg.sayHash(pk.TopicName, pk.Payload)}
@@ -83,13 +86,19 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 		_, err = svc.Say(h.deadline.context(time.Now()), from, cl.ID, target, pk.Payload)
 		code = ReasonCode(err)
 	}
+	if err == nil && pk.FixedHeader.Qos > 0 {
+		h.reg.accepted(cl.ID, id)
+	}
+	return h.answer(cl, pk, err, code)
+}
+
+// answer ends the handling of a client publish: nothing is forwarded; a
+// refusal of an MQTT 5 QoS 1/2 publish gets its reason code.
+func (h *Say) answer(cl *mqtt.Client, pk packets.Packet, err error, code packets.Code) (packets.Packet, error) {
 	if err == nil {
-		if pk.FixedHeader.Qos > 0 {
-			h.reg.accepted(cl.ID, id)
-		}
 		return pk, packets.CodeSuccessIgnore
 	}
-	h.opts.Log.Debug().Str("client", cl.ID).Str("topic", pk.TopicName).Err(err).Msg("say refused")
+	h.opts.Log.Debug().Str("client", cl.ID).Str("topic", pk.TopicName).Err(err).Msg("publish refused")
 	if cl.Properties.ProtocolVersion < 5 || pk.FixedHeader.Qos == 0 {
 		return pk, packets.CodeSuccessIgnore
 	}

@@ -100,6 +100,10 @@ func matrixRoutes(upload []byte) map[string]matrixRoute {
 		"GET /ctx/:uid/strangers/:sid/chats/:seq/edits":          {nil, 200, false},
 		"GET /groups/:gid/chats/:seq/edits":                      {nil, 200, false},
 		"GET /passengers/:pid/chats/:uid/:seq/edits":             {nil, 200, false},
+		// Sync: conversations and read cursors.
+		"GET /ctx/:uid/conversations":                 {nil, 200, false},
+		"POST /ctx/:uid/conversations/:kind/:id/read": {`{"seq":1}`, 204, false},
+		"GET /groups/:gid/chats/:seq/reads":           {nil, 200, false},
 	}
 }
 

@@ -262,6 +262,8 @@ func (s *Server) groupChats(c *fiber.Ctx) error {
 	}
 	return history(c, func(ts int64, limit int) ([]chat.Record, error) {
 		return s.svc.GroupHistory(reqCtx(c), gid, ts, limit)
+	}, func(after uint64, limit int) ([]chat.Record, error) {
+		return s.svc.GroupHistoryAfter(reqCtx(c), gid, after, limit)
 	})
 }
 

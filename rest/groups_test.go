@@ -236,9 +236,9 @@ func TestGroups_History(t *testing.T) {
 	r1 := ts.seed(conv, "m", "one", now-2000)
 	r2 := ts.seed(conv, "o", "two", now-1000)
 	c := "/groups/" + gid + "/chats"
-	ts.call("GET", c, nil).expect(200, js(`[{"speaker":"m","content":{"media":0,"body":"one"},"ts":%d},
-		{"speaker":"o","content":{"media":0,"body":"two"},"ts":%d}]`, r1.TS, r2.TS))
-	ts.call("GET", js("%s?ts=%d&limit=5", c, r2.TS), nil).expect(200, js(`[{"speaker":"m","content":{"media":0,"body":"one"},"ts":%d}]`, r1.TS))
+	ts.call("GET", c, nil).expect(200, js(`[{"speaker":"m","content":{"media":0,"body":"one"},"ts":%d,"seq":2},
+		{"speaker":"o","content":{"media":0,"body":"two"},"ts":%d,"seq":3}]`, r1.TS, r2.TS))
+	ts.call("GET", js("%s?ts=%d&limit=5", c, r2.TS), nil).expect(200, js(`[{"speaker":"m","content":{"media":0,"body":"one"},"ts":%d,"seq":2}]`, r1.TS))
 	ts.call("GET", "/ctx/o/groups?detail", nil).expect(200, js(`[{"id":%q,"owner":"o","members":["m"],"attributes":{},"ts":*,
 		"recent":{"speaker":"o","content":{"media":0,"body":"two"},"ts":%d}}]`, gid, r2.TS))
 	ts.call("DELETE", c, nil).expect(204, "")

@@ -254,22 +254,43 @@ func toRecord(r *chat.Record) *recordDTO {
 	return d
 }
 
-func toRecords(rs []chat.Record) []recordDTO {
-	out := make([]recordDTO, 0, len(rs))
+// historyRecordDTO is a ChatRecord of a history page: mqim adds the
+// per-conversation seq and the message id, which MaxIM clients ignore.
+type historyRecordDTO struct {
+	recordDTO
+	Seq uint64 `json:"seq,omitempty"`
+	ID  string `json:"id,omitempty"`
+}
+
+func toRecords(rs []chat.Record) []historyRecordDTO {
+	out := make([]historyRecordDTO, 0, len(rs))
 	for i := range rs {
-		out = append(out, *toRecord(&rs[i]))
+		out = append(out, historyRecordDTO{*toRecord(&rs[i]), rs[i].Seq, rs[i].ID})
 	}
 	return out
 }
 
 // history answers a history query (U11, U17, G15, P3): ts and limit from
-// the query.
-func history(c *fiber.Ctx, get func(ts int64, limit int) ([]chat.Record, error)) error {
-	ts, err := queryCutoff(c)
+// the query, or, with after=<seq>, the catch-up page of getAfter (records
+// with seq > after, oldest first).
+func history(c *fiber.Ctx, get func(ts int64, limit int) ([]chat.Record, error),
+	getAfter func(after uint64, limit int) ([]chat.Record, error)) error {
+	limit, err := queryInt(c, "limit")
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(c, "limit")
+	if v := strings.TrimSpace(string(c.Context().QueryArgs().Peek("after"))); v != "" {
+		after, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return chat.Errorf(chat.CodeInvalid, "after must be a sequence number")
+		}
+		recs, err := getAfter(after, limit)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toRecords(recs))
+	}
+	ts, err := queryCutoff(c)
 	if err != nil {
 		return err
 	}

@@ -54,5 +54,7 @@ func (s *Server) passengerChats(c *fiber.Ctx) error {
 	}
 	return history(c, func(ts int64, limit int) ([]chat.Record, error) {
 		return s.svc.PassengerHistory(reqCtx(c), ids[0], ids[1], ts, limit)
+	}, func(after uint64, limit int) ([]chat.Record, error) {
+		return s.svc.PassengerHistoryAfter(reqCtx(c), ids[0], ids[1], after, limit)
 	})
 }

@@ -47,9 +47,9 @@ func TestPassengers_History(t *testing.T) {
 	r1 := ts.seed(conv, "p1", "hello", now-100*day)
 	r2 := ts.seed(conv, "staff", "hi, how can I help?", now-1)
 	ts.call("GET", "/passengers/p1/chats/staff", nil).expect(200, js(`[
-		{"speaker":"p1","content":{"media":0,"body":"hello"},"ts":%d},
-		{"speaker":"staff","content":{"media":0,"body":"hi, how can I help?"},"ts":%d}]`, r1.TS, r2.TS))
-	ts.call("GET", "/passengers/p1/chats/staff?limit=1", nil).expect(200, js(`[{"speaker":"staff","content":*,"ts":%d}]`, r2.TS))
+		{"speaker":"p1","content":{"media":0,"body":"hello"},"ts":%d,"seq":2},
+		{"speaker":"staff","content":{"media":0,"body":"hi, how can I help?"},"ts":%d,"seq":3}]`, r1.TS, r2.TS))
+	ts.call("GET", "/passengers/p1/chats/staff?limit=1", nil).expect(200, js(`[{"speaker":"staff","content":*,"ts":%d,"seq":3}]`, r2.TS))
 	ts.call("GET", "/passengers/p1/chats/other", nil).expect(200, `[]`)
 
 	t.Run("Errors", func(t *testing.T) {

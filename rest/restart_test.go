@@ -39,9 +39,9 @@ func TestRestart_KeepsEverything(t *testing.T) {
 	}
 	ts.call("GET", "/ctx/bob/friends/alice", nil).ok(200)
 	ts.call("POST", "/ctx/bob/friends/alice", nil).expect(201, string(f.Body))
-	ts.call("GET", "/ctx/alice/friends/bob/chats", nil).expect(200, js(`[{"speaker":"bob","content":{"media":0,"body":"hi alice"},"ts":%d}]`, fr.TS))
-	ts.call("GET", "/groups/"+gid+"/chats", nil).expect(200, js(`[{"speaker":"alice","content":{"media":0,"body":"hi group"},"ts":%d}]`, gr.TS))
+	ts.call("GET", "/ctx/alice/friends/bob/chats", nil).expect(200, js(`[{"speaker":"bob","content":{"media":0,"body":"hi alice"},"ts":%d,"seq":%d}]`, fr.TS, fr.Seq))
+	ts.call("GET", "/groups/"+gid+"/chats", nil).expect(200, js(`[{"speaker":"alice","content":{"media":0,"body":"hi group"},"ts":%d,"seq":%d}]`, gr.TS, gr.Seq))
 	// Sequence numbers continue after the restart: a new record sorts last.
 	nr := ts.seed(chat.GroupConv(gid), "bob", "after restart", ts.now()-1)
-	ts.call("GET", "/groups/"+gid+"/chats", nil).expect(200, js(`[*,{"speaker":"bob","content":*,"ts":%d}]`, nr.TS))
+	ts.call("GET", "/groups/"+gid+"/chats", nil).expect(200, js(`[*,{"speaker":"bob","content":*,"ts":%d,"seq":%d}]`, nr.TS, gr.Seq+1))
 }

@@ -121,6 +121,7 @@ func (s *Server) routes() {
 	s.routeSystem(s.app)
 	s.routeAttachments(s.app)
 	s.routeMessages(s.app)
+	s.routeConversations(s.app)
 }
 
 // App returns the Fiber app (tests use app.Test).

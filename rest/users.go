@@ -307,6 +307,8 @@ func (s *Server) friendChats(c *fiber.Ctx) error {
 	}
 	return history(c, func(ts int64, limit int) ([]chat.Record, error) {
 		return s.svc.FriendHistory(reqCtx(c), ids[0], ids[1], ts, limit)
+	}, func(after uint64, limit int) ([]chat.Record, error) {
+		return s.svc.FriendHistoryAfter(reqCtx(c), ids[0], ids[1], after, limit)
 	})
 }
 
@@ -368,5 +370,7 @@ func (s *Server) strangerChats(c *fiber.Ctx) error {
 	}
 	return history(c, func(ts int64, limit int) ([]chat.Record, error) {
 		return s.svc.StrangerHistory(reqCtx(c), ids[0], ids[1], ts, limit)
+	}, func(after uint64, limit int) ([]chat.Record, error) {
+		return s.svc.StrangerHistoryAfter(reqCtx(c), ids[0], ids[1], after, limit)
 	})
 }

@@ -228,7 +228,7 @@ func TestUsers_Unfriend(t *testing.T) {
 	ts.call("DELETE", "/ctx/ghost/friends/ghost2", nil).expect(204, "")
 	ts.call("GET", "/ctx/a/friends/b", nil).expectError(404, chat.CodeNotFound)
 	ts.call("GET", "/ctx/a/friends", nil).expect(200, `[]`)
-	ts.call("GET", "/ctx/a/friends/b/chats", nil).expect(200, `[{"speaker":"a","content":{"media":0,"body":"hi"},"ts":*}]`)
+	ts.call("GET", "/ctx/a/friends/b/chats", nil).expect(200, `[{"speaker":"a","content":{"media":0,"body":"hi"},"ts":*,"seq":1}]`)
 
 	t.Run("BadID", func(t *testing.T) {
 		ts := ts.as(t)
@@ -251,7 +251,7 @@ func TestUsers_FriendHistory(t *testing.T) {
 		ts.seed(conv, []string{"testuser1", "testuser2"}[i%2], fmt.Sprintf("m%d", i), base+int64(i)*1000)
 	}
 	rec := func(i int) string {
-		return js(`{"speaker":%q,"content":{"media":0,"body":"m%d"},"ts":%d}`, []string{"testuser1", "testuser2"}[i%2], i, base+int64(i)*1000)
+		return js(`{"speaker":%q,"content":{"media":0,"body":"m%d"},"ts":%d,"seq":%d}`, []string{"testuser1", "testuser2"}[i%2], i, base+int64(i)*1000, i+2)
 	}
 	all := "[" + rec(0) + "," + rec(1) + "," + rec(2) + "," + rec(3) + "," + rec(4) + "]"
 	ts.call("GET", "/ctx/testuser1/friends/testuser2/chats", nil).expect(200, all)
@@ -270,7 +270,7 @@ func TestUsers_FriendHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.call("GET", "/ctx/testuser1/friends/testuser2/chats?limit=1", nil).
-		expect(200, js(`[{"speaker":"testuser2","content":{"media":1,"body":"http://x/a.png"},"remark":"http://x/a.sm.png","ts":%d}]`, now-10))
+		expect(200, js(`[{"speaker":"testuser2","content":{"media":1,"body":"http://x/a.png"},"remark":"http://x/a.sm.png","ts":%d,"seq":7}]`, now-10))
 
 	t.Run("Errors", func(t *testing.T) {
 		ts := ts.as(t)
@@ -411,7 +411,7 @@ func TestUsers_Strangers(t *testing.T) {
 	ts.call("GET", "/ctx/testuser1/strangers/s3", nil).expect(200, js(`{"ts":%d,"online":true}`, now-2000))
 
 	// U17
-	ts.call("GET", "/ctx/s1/strangers/testuser1/chats", nil).expect(200, js(`[{"speaker":"s1","content":{"media":0,"body":"a month ago"},"ts":%d}]`, old.TS))
+	ts.call("GET", "/ctx/s1/strangers/testuser1/chats", nil).expect(200, js(`[{"speaker":"s1","content":{"media":0,"body":"a month ago"},"ts":%d,"seq":%d}]`, old.TS, old.Seq))
 	ts.call("GET", js("/ctx/s1/strangers/testuser1/chats?ts=%d", old.TS), nil).expect(200, `[]`)
 
 	t.Run("Errors", func(t *testing.T) {

@@ -327,10 +327,10 @@ func TestDB_Reopen(t *testing.T) {
 		}
 		return nil
 	})
-	// An older TS is raised to the latest one stored before the restart.
+	// An older TS is raised past the latest one stored before the restart.
 	rec := mustAppend(t, db, conv, "bob", 50, 0)
-	if rec.Seq != 4 || rec.TS != 102 {
-		t.Errorf("append after reopen = seq %d ts %d, want seq 4 ts 102", rec.Seq, rec.TS)
+	if rec.Seq != 4 || rec.TS != 103 {
+		t.Errorf("append after reopen = seq %d ts %d, want seq 4 ts 103", rec.Seq, rec.TS)
 	}
 	recs, err := db.Records(ctx, conv, 1000, 0, 10)
 	if err != nil {

@@ -232,19 +232,6 @@ func deleteEditsOf(txn *badger.Txn, conv chat.Conv, seq uint64) error {
 	return nil
 }
 
-// deleteEdits adds the deletion of every earlier version of every record
-// of conv to wb (DeleteRecords).
-func deleteEdits(txn *badger.Txn, wb *badger.WriteBatch, conv chat.Conv) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: editPrefix(conv), PrefetchValues: false})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // RecordEdits implements chat.Store.
 func (db *DB) RecordEdits(ctx context.Context, conv chat.Conv, seq uint64) ([]chat.Edit, error) {
 	if err := ctx.Err(); err != nil {

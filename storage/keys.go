@@ -22,7 +22,10 @@ const (
 	tagPassenger  = "p"  // p␀<pid>                      → PassengerRecord
 	tagStranger   = "s"  // s␀<uid>␀<other>              → Stranger
 	tagRecord     = "m"  // m␀<conv>␀<ts:8><seq:8>       → recordValue
-	tagConvCursor = "q"  // q␀<conv>                     → <seq:8><ts:8>
+	tagConvCursor = "q"  // q␀<conv>                     → 1, varints (conversations.go); older: <seq:8><ts:8>
+	tagActivity   = "ca" // ca␀<uid>␀<-ts:8><conv>       → empty (conversations.go)
+	tagReadCursor = "cr" // cr␀<reader>␀<conv>           → <seq:8>
+	tagSeqIndex   = "n"  // n␀<conv>␀<seq/64:8>          → <ts:8>
 	tagEdit       = "mv" // mv␀<conv>␀<seq:8><ts:8>      → editValue (earlier version)
 )
 
@@ -124,7 +127,13 @@ func encodeCursor(seq uint64, ts int64) []byte {
 	return b
 }
 
+// decodeCursor reads a cursor value: 16 bytes, or what the append writes
+// now (conversations.go, encodeCursorSync).
 func decodeCursor(b []byte) (seq uint64, ts int64, ok bool) {
+	if len(b) > 0 && b[0] == cursorFormat {
+		seq, ts, _, ok = decodeCursorSync(b)
+		return seq, ts, ok
+	}
 	if len(b) != 16 {
 		return 0, 0, false
 	}

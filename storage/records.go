@@ -47,6 +47,7 @@ type appendReq struct {
 	expiresAt uint64 // unix seconds, 0: never
 	cursor    []byte // q␀<conv>
 	cursorVal []byte
+	sync      []syncWrite // conversation index and read cursor (conversations.go)
 	err       error
 	done      chan struct{}
 }
@@ -64,6 +65,7 @@ type convState struct {
 	seq    uint64
 	ts     int64
 	refs   int
+	sync   convSync // conversation index state (conversations.go)
 }
 
 // recordValue is the stored form of a record: TS and Seq are in the key and
@@ -154,8 +156,8 @@ func decodeRecordValue(b []byte, v *recordValue) error {
 	return nil
 }
 
-// AppendRecord stores rec and sets rec.Seq and rec.TS (raised to the
-// conversation's latest TS if older). The record expires ttl after rec.TS;
+// AppendRecord stores rec and sets rec.Seq and rec.TS (raised to one past
+// the conversation's latest TS if not newer). The record expires ttl after rec.TS;
 // Badger hides it from then on and compaction reclaims it. AppendRecord
 // returns once the write is committed (and, with SyncWrites, synced). ctx
 // is checked before the record is queued; once queued it is always waited
@@ -187,16 +189,21 @@ func (db *DB) AppendRecord(ctx context.Context, rec *chat.Record, ttl time.Durat
 		st.mu.Unlock()
 		return err
 	}
-	seq, ts := st.seq+1, max(rec.TS, st.ts)
+	// TS is strictly increasing, so that a TS cursor pages without loss.
+	seq, ts := st.seq+1, rec.TS
+	if st.seq > 0 && ts <= st.ts {
+		ts = st.ts + 1
+	}
 	p := recPrefix(rec.Conv)
+	exp := expiresAt(ts, ttl)
 	r := &appendReq{
 		key:       recKey(p, ts, seq),
 		val:       val,
-		expiresAt: expiresAt(ts, ttl),
+		expiresAt: exp,
 		cursor:    cursorKey(rec.Conv),
-		cursorVal: encodeCursor(seq, ts),
 		done:      make(chan struct{}),
 	}
+	r.cursorVal, r.sync = st.sync.advance(rec, seq, ts, exp)
 	db.queue <- r // under st.mu: the queue keeps the conversation's order
 	st.seq, st.ts = seq, ts
 	st.mu.Unlock()
@@ -271,12 +278,14 @@ func (db *DB) load(st *convState, conv chat.Conv) error {
 				if st.seq, st.ts, ok = decodeCursor(b); !ok {
 					return fmt.Errorf("bad cursor of %d bytes", len(b))
 				}
+				st.sync = decodeConvSync(b)
 				return nil
 			})
 		}
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
+		st.sync = decodeConvSync(nil)
 		p := recPrefix(conv)
 		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: p})
 		defer it.Close()
@@ -364,7 +373,10 @@ func addAppend(txn *badger.Txn, r *appendReq) error {
 	}
 	e := badger.NewEntry(r.key, r.val)
 	e.ExpiresAt = r.expiresAt
-	return txn.SetEntry(e)
+	if err := txn.SetEntry(e); err != nil {
+		return err
+	}
+	return addSyncWrites(txn, r.sync)
 }
 
 // barrier waits until everything queued before it has been committed.
@@ -454,18 +466,21 @@ func (db *DB) DeleteRecords(ctx context.Context, conv chat.Conv) error {
 	db.barrier() // appends of conv queued earlier are committed now
 
 	wb := db.bdb.NewWriteBatch()
-	p := recPrefix(conv)
+	// The cursor stays: sequence numbers continue after a wipe, so a client
+	// syncing "since seq N" never sees a number reused. The records go with
+	// their earlier versions and their seq index.
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-				return err
+		for _, p := range [][]byte{recPrefix(conv), editPrefix(conv), seqIndexPrefix(conv)} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
+			for it.Rewind(); it.Valid(); it.Next() {
+				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+					it.Close()
+					return err
+				}
 			}
+			it.Close()
 		}
-		// The cursor stays: sequence numbers continue after a wipe, so a
-		// client syncing "since seq N" never sees a number reused.
-		return deleteEdits(txn, wb, conv)
+		return nil
 	})
 	if err != nil {
 		wb.Cancel()

@@ -68,8 +68,8 @@ func TestAppendRecord_SeqAndTS(t *testing.T) {
 		t.Errorf("first append = seq %d ts %d, want 1, 100", in.Seq, in.TS)
 	}
 	older := mustAppend(t, db, conv, "bob", 90, 0)
-	if older.Seq != 2 || older.TS != 100 {
-		t.Errorf("older append = seq %d ts %d, want 2, 100 (TS raised)", older.Seq, older.TS)
+	if older.Seq != 2 || older.TS != 101 {
+		t.Errorf("older append = seq %d ts %d, want 2, 101 (TS raised past the latest)", older.Seq, older.TS)
 	}
 	newer := mustAppend(t, db, conv, "bob", 150, 0)
 	if newer.Seq != 3 || newer.TS != 150 {
@@ -87,7 +87,7 @@ func TestAppendRecord_SeqAndTS(t *testing.T) {
 	if !reflect.DeepEqual(recs[0], in) {
 		t.Errorf("Records()[0] = %+v, want %+v", recs[0], in)
 	}
-	if !equal(seqs(recs), []uint64{1, 2, 3}) || !equal(tss(recs), []int64{100, 100, 150}) {
+	if !equal(seqs(recs), []uint64{1, 2, 3}) || !equal(tss(recs), []int64{100, 101, 150}) {
 		t.Errorf("Records() seqs %v ts %v", seqs(recs), tss(recs))
 	}
 
@@ -241,12 +241,12 @@ func TestRecords_TTL(t *testing.T) {
 
 	conv := chat.GroupConv("short")
 	mustAppend(t, db, conv, "a", now, time.Second)
-	mustAppend(t, db, conv, "a", now, 0) // kept for ever
-	if recs := mustRecords(t, db, conv, now+1, 0, 10); len(recs) != 2 {
+	mustAppend(t, db, conv, "a", now, 0) // kept for ever; stamped now+1
+	if recs := mustRecords(t, db, conv, now+2, 0, 10); len(recs) != 2 {
 		t.Fatalf("Records() before expiry = %d records, want 2", len(recs))
 	}
 	testwait.Until(t, "the record with a 1s TTL to expire", 5*time.Second, func() bool {
-		recs, err := db.Records(ctx, conv, now+1, 0, 10)
+		recs, err := db.Records(ctx, conv, now+2, 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,9 +275,9 @@ func TestDeleteRecords(t *testing.T) {
 		t.Errorf("other conv after delete = %d records, want 20", len(recs))
 	}
 	// The counter continues (a syncing client never sees a seq reused), and
-	// TS still never goes backwards.
-	if rec := mustAppend(t, db, conv, "a", 5, 0); rec.Seq != 21 || rec.TS != 119 {
-		t.Errorf("append after delete = seq %d ts %d, want 21, 119", rec.Seq, rec.TS)
+	// TS still only moves forward.
+	if rec := mustAppend(t, db, conv, "a", 5, 0); rec.Seq != 21 || rec.TS != 120 {
+		t.Errorf("append after delete = seq %d ts %d, want 21, 120", rec.Seq, rec.TS)
 	}
 	// Deleting a missing conversation is no error.
 	if err := db.DeleteRecords(t.Context(), "g:none"); err != nil {
@@ -341,8 +341,8 @@ func TestAppendRecord_CursorReload(t *testing.T) {
 	if n > maxConvStates*3/4+1 {
 		t.Errorf("states after eviction = %d, want <= %d", n, maxConvStates*3/4+1)
 	}
-	if rec := mustAppend(t, db, conv, "a", 0, 0); rec.Seq != 4 || rec.TS != 12 {
-		t.Errorf("append after eviction = seq %d ts %d, want 4, 12", rec.Seq, rec.TS)
+	if rec := mustAppend(t, db, conv, "a", 0, 0); rec.Seq != 4 || rec.TS != 13 {
+		t.Errorf("append after eviction = seq %d ts %d, want 4, 13", rec.Seq, rec.TS)
 	}
 
 	// Without a cursor key the last record key is used.
@@ -352,8 +352,8 @@ func TestAppendRecord_CursorReload(t *testing.T) {
 	db.convMu.Lock()
 	delete(db.convs, conv)
 	db.convMu.Unlock()
-	if rec := mustAppend(t, db, conv, "a", 0, 0); rec.Seq != 5 || rec.TS != 12 {
-		t.Errorf("append without cursor = seq %d ts %d, want 5, 12", rec.Seq, rec.TS)
+	if rec := mustAppend(t, db, conv, "a", 0, 0); rec.Seq != 5 || rec.TS != 14 {
+		t.Errorf("append without cursor = seq %d ts %d, want 5, 14", rec.Seq, rec.TS)
 	}
 }
 
