@@ -66,7 +66,9 @@ func TestRecallEdit_Windows(t *testing.T) {
 				got[0].Event != chat.EventRecall || decode(t, got[1].Payload)["id"] != "alice" {
 				t.Errorf("recall deliveries = %+v", got)
 			}
-			e.now = e.now.Add(time.Millisecond)
+			// s2 was stamped a millisecond after s1 (ts strictly increases
+			// within a conversation): its window ends a millisecond later.
+			e.now = e.now.Add(2 * time.Millisecond)
 			_, err := e.svc.Recall(ctx, alice, false, bob, s2)
 			if allowed := err == nil; allowed != tt.late || (err != nil && chat.ErrorCode(err) != chat.CodeUnauthorized) {
 				t.Errorf("recall a millisecond late: %v", err)

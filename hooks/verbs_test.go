@@ -308,7 +308,9 @@ func TestRecall(t *testing.T) {
 		refused(t, w.a1, "alice", "recall/friend/bob", `{"ack":3}`, chat.CodeInvalid, 0x99)
 		refused(t, w.a1, "alice", "recall/friend/bob", `no`, chat.CodeInvalid, 0x99)
 		refused(t, w.a1, "alice", "recall/room/r1", `{"seq":1}`, chat.CodeInvalid, 0x90)
-		w.clk.add(10*time.Second + time.Millisecond)
+		// The window counts from s2's own ts, which strictly increasing ts
+		// may put a millisecond or more after the clock.
+		w.clk.ms.Store(recs[1].TS + (10*time.Second + time.Millisecond).Milliseconds())
 		refused(t, w.a1, "alice", "recall/friend/bob", js(`{"seq":%d,"ack":4}`, s2), chat.CodeUnauthorized, 0x87)
 		w.quiet(t, alice, w.alices()...)
 		w.quiet(t, bob, w.b1)

@@ -62,7 +62,7 @@ func TestRecall_REST(t *testing.T) {
 	recall("alice", "friend/bob", m1.Seq).ok(204)
 	recall("alice", "friend/bob", m1.Seq).ok(204) // again: nothing changes
 	ts.call("GET", "/ctx/bob/friends/alice/chats", nil).expect(200,
-		js(`[{"speaker":"alice","ts":%d,"recalled":true},{"speaker":"alice","content":{"media":0,"body":"two"},"ts":%d}]`, m1.TS, m2.TS))
+		js(`[{"speaker":"alice","ts":%d,"recalled":true,"seq":%d},{"speaker":"alice","content":{"media":0,"body":"two"},"ts":%d,"seq":%d}]`, m1.TS, m1.Seq, m2.TS, m2.Seq))
 
 	// Past the window the speaker may not; the group owner and the master
 	// key may, whoever spoke.
@@ -73,9 +73,9 @@ func TestRecall_REST(t *testing.T) {
 	ts.callWith("DELETE", fmt.Sprintf("/ctx/bob/conversations/friend/alice/messages/%d", m2.Seq), nil, masterSigned()).ok(204)
 	ts.callWith("DELETE", fmt.Sprintf("/ctx/carol/conversations/group/g1/messages/%d", g2.Seq), nil, masterSigned()).ok(204)
 	ts.call("GET", "/groups/g1/chats", nil).expect(200,
-		js(`[{"speaker":"alice","ts":%d,"recalled":true},{"speaker":"bob","ts":%d,"recalled":true}]`, g1.TS, g2.TS))
+		js(`[{"speaker":"alice","ts":%d,"recalled":true,"seq":%d},{"speaker":"bob","ts":%d,"recalled":true,"seq":%d}]`, g1.TS, g1.Seq, g2.TS, g2.Seq))
 	ts.call("GET", "/ctx/alice/friends/bob/chats", nil).expect(200,
-		js(`[{"speaker":"alice","ts":%d,"recalled":true},{"speaker":"alice","ts":%d,"recalled":true}]`, m1.TS, m2.TS))
+		js(`[{"speaker":"alice","ts":%d,"recalled":true,"seq":%d},{"speaker":"alice","ts":%d,"recalled":true,"seq":%d}]`, m1.TS, m1.Seq, m2.TS, m2.Seq))
 }
 
 // Ensure .../chats/{seq}/edits lists the earlier versions oldest first on
@@ -112,7 +112,7 @@ func TestEdits_REST(t *testing.T) {
 		ts.call("GET", fmt.Sprintf("%s/%d/edits", c.history, rec.Seq), nil).expect(200,
 			js(`[{"content":{"media":0,"body":"v1"},"ts":%d},{"content":{"media":0,"body":"v2"},"ts":%d}]`, e1, e2))
 		ts.call("GET", c.history, nil).expect(200,
-			js(`[{"speaker":"%s","content":{"media":0,"body":"v3"},"ts":%d,"edited":%d}]`, c.speaker.ID, rec.TS, e2))
+			js(`[{"speaker":"%s","content":{"media":0,"body":"v3"},"ts":%d,"edited":%d,"seq":%d}]`, c.speaker.ID, rec.TS, e2, rec.Seq))
 		ts.call("GET", c.history+"/99/edits", nil).expectError(404, chat.CodeNotFound)
 		ts.call("GET", c.history+"/0/edits", nil).expectError(400, chat.CodeInvalid)
 	}

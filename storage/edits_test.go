@@ -100,7 +100,7 @@ func TestUpdateRecord_RecallAndEdit(t *testing.T) {
 	if err != nil || fmt.Sprint(edits) != fmt.Sprint(want) {
 		t.Errorf("edits = %+v, %v; want %+v", edits, err, want)
 	}
-	recs := mustRecords(t, db, conv, now+1, 0, 10)
+	recs := mustRecords(t, db, conv, now+2, 0, 10)
 	if r := recs[0]; r.Content.Body != "hi bob!" || r.Edited != now+20 || r.Remark != "r" || r.ID != "m1" || r.Recalled {
 		t.Errorf("edited record = %+v", r)
 	}
@@ -115,7 +115,7 @@ func TestUpdateRecord_RecallAndEdit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs = mustRecords(t, db, conv, now+1, 0, 10)
+	recs = mustRecords(t, db, conv, now+2, 0, 10)
 	want0 := chat.Record{Conv: conv, ID: "m1", Seq: first.Seq, Speaker: "alice", TS: now, Recalled: true, Edited: now + 20}
 	if fmt.Sprint(recs[0]) != fmt.Sprint(want0) || recs[1].Content.Body != second.Content.Body {
 		t.Errorf("after recall = %+v, want %+v", recs, want0)
@@ -138,8 +138,8 @@ func TestUpdateRecord_RecallAndEdit(t *testing.T) {
 		r.Content.Body = "changed"
 		return nil, boom
 	})
-	if !errors.Is(err, boom) || mustRecords(t, db, conv, now+1, 0, 10)[1].Content.Body != second.Content.Body {
-		t.Errorf("refused update: %v, record %+v", err, mustRecords(t, db, conv, now+1, 0, 10)[1])
+	if !errors.Is(err, boom) || mustRecords(t, db, conv, now+2, 0, 10)[1].Content.Body != second.Content.Body {
+		t.Errorf("refused update: %v, record %+v", err, mustRecords(t, db, conv, now+2, 0, 10)[1])
 	}
 }
 
