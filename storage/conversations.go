@@ -277,17 +277,6 @@ func (db *DB) RecordsAfter(ctx context.Context, conv chat.Conv, after uint64, no
 	return out, nil
 }
 
-func decodeRecord(item *badger.Item, conv chat.Conv, ts int64, seq uint64) (chat.Record, error) {
-	var v recordValue
-	if err := item.Value(func(b []byte) error { return decodeRecordValue(b, &v) }); err != nil {
-		return chat.Record{}, fmt.Errorf("storage: read record %s/%d: %w", conv, seq, err)
-	}
-	return chat.Record{
-		Conv: conv, ID: v.ID, Seq: seq, Speaker: v.Speaker,
-		Content: chat.Content{Media: v.Media, Body: v.Body}, Remark: v.Remark, TS: ts,
-	}, nil
-}
-
 // getCursor reads q␀<conv>: the latest committed (Seq, TS), or zeros.
 func getCursor(txn *badger.Txn, conv chat.Conv) (seq uint64, ts int64, err error) {
 	seq, ts, _, err = getCursorSync(txn, conv)

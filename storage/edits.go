@@ -126,16 +126,12 @@ func getRecord(txn *badger.Txn, conv chat.Conv, seq uint64) (chat.Record, []byte
 	if err != nil {
 		return chat.Record{}, nil, 0, err
 	}
-	var v recordValue
-	if err := item.Value(func(b []byte) error { return decodeRecordValue(b, &v) }); err != nil {
-		return chat.Record{}, nil, 0, fmt.Errorf("read record %s/%d: %w", conv, seq, err)
-	}
 	ts, _, _ := parseRecKey(key)
-	return chat.Record{
-		Conv: conv, ID: v.ID, Seq: seq, Speaker: v.Speaker,
-		Content: chat.Content{Media: v.Media, Body: v.Body}, Remark: v.Remark, TS: ts,
-		Recalled: v.Recalled, Edited: v.Edited,
-	}, key, item.ExpiresAt(), nil
+	rec, err := decodeRecord(item, conv, ts, seq)
+	if err != nil {
+		return chat.Record{}, nil, 0, err
+	}
+	return rec, key, item.ExpiresAt(), nil
 }
 
 // UpdateRecord implements chat.Store. It holds the conversation's mutex,

@@ -426,15 +426,11 @@ func (db *DB) Records(ctx context.Context, conv chat.Conv, before, notBefore int
 		if ts < notBefore {
 			break
 		}
-		var v recordValue
-		if err := item.Value(func(b []byte) error { return decodeRecordValue(b, &v) }); err != nil {
-			return nil, fmt.Errorf("storage: read record %s/%d: %w", conv, seq, err)
+		rec, err := decodeRecord(item, conv, ts, seq)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, chat.Record{
-			Conv: conv, ID: v.ID, Seq: seq, Speaker: v.Speaker,
-			Content: chat.Content{Media: v.Media, Body: v.Body}, Remark: v.Remark, TS: ts,
-			Recalled: v.Recalled, Edited: v.Edited,
-		})
+		out = append(out, rec)
 	}
 	slices.Reverse(out)
 	return out, nil
@@ -492,4 +488,19 @@ func (db *DB) DeleteRecords(ctx context.Context, conv chat.Conv) error {
 		return fmt.Errorf("storage: delete records of %q: %w", conv, err)
 	}
 	return nil
+}
+
+// decodeRecord reads the record stored at item, whose key gave ts and seq:
+// every reader of records (history, catch-up, the conversation list, edits)
+// goes through it, so none of them loses a field.
+func decodeRecord(item *badger.Item, conv chat.Conv, ts int64, seq uint64) (chat.Record, error) {
+	var v recordValue
+	if err := item.Value(func(b []byte) error { return decodeRecordValue(b, &v) }); err != nil {
+		return chat.Record{}, fmt.Errorf("storage: read record %s/%d: %w", conv, seq, err)
+	}
+	return chat.Record{
+		Conv: conv, ID: v.ID, Seq: seq, Speaker: v.Speaker,
+		Content: chat.Content{Media: v.Media, Body: v.Body}, Remark: v.Remark, TS: ts,
+		Recalled: v.Recalled, Edited: v.Edited,
+	}, nil
 }

@@ -280,38 +280,16 @@ func checkSyncREST(t *testing.T, p *proc, alice, bob string) {
 	}
 }
 
-// strictRecordFlags makes the record-flag checks below fail instead of
-// log. Known issue: storage.decodeRecord (storage/conversations.go), which
-// reads the records of history ?after= and the conversation list's last,
-// drops Recalled and Edited, so there a recalled record shows as an empty
-// text ({"media":0,"body":""}, no "recalled") and an edited one without
-// "edited". Set to true once it keeps them.
-const strictRecordFlags = false
-
-func knownIssue(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if strictRecordFlags {
-		t.Errorf(format, args...)
-	} else {
-		t.Logf("known issue (strictRecordFlags): "+format, args...)
-	}
-}
-
 // checkRecalled asserts that rec is bob's recalled seq 3 as
 // docs/realtime.md shows it: {"speaker","ts","recalled":true}, no content.
-// Its text never shows, whatever the known issue.
 func checkRecalled(t *testing.T, what string, rec map[string]any, speaker string) {
 	t.Helper()
 	if rec["seq"] != float64(3) || rec["speaker"] != speaker {
 		t.Fatalf("%s = %v, want seq 3 of %s", what, rec, speaker)
 	}
-	if rec["recalled"] == true && rec["content"] == nil {
-		return
+	if rec["recalled"] != true || rec["content"] != nil {
+		t.Errorf("%s = %v, want recalled:true without content", what, rec)
 	}
-	if !reflect.DeepEqual(rec["content"], map[string]any{"media": float64(0), "body": ""}) || rec["recalled"] != nil {
-		t.Fatalf("%s = %v, want recalled without content", what, rec)
-	}
-	knownIssue(t, "%s = %v, want recalled:true without content", what, rec)
 }
 
 // checkEdited asserts that rec is seq 1 with the edited text and edited.
@@ -321,6 +299,6 @@ func checkEdited(t *testing.T, what string, rec map[string]any) {
 		t.Fatalf("%s = %v, want the edited text", what, rec)
 	}
 	if edited, _ := rec["edited"].(float64); edited <= 0 {
-		knownIssue(t, "%s = %v, want edited:<ts>", what, rec)
+		t.Errorf("%s = %v, want edited:<ts>", what, rec)
 	}
 }
