@@ -48,25 +48,14 @@ func (s *countingStore) n(k chat.SessionOpKind) int {
 // in db through store.
 func startSessionEnv(t *testing.T, db *storage.DB, store chat.SessionStore, expiry time.Duration) *env {
 	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	svc := chat.NewService(db, chat.Options{AppID: testApp, MaxBodyLen: 1024})
-	srv := broker.New(broker.Options{TCPAddr: "127.0.0.1:0", Logger: log, SessionExpiry: expiry})
-	svc.Publisher = srv
-	err := hooks.Register(srv, hooks.Options{
-		Service: svc,
-		Auth: &chat.Authenticator{AppID: testApp, Tolerance: 15 * time.Minute,
-			Keys: []chat.Key{{Value: testKey, Role: chat.RoleClient}}},
-		Sessions: store,
-		Log:      log,
+	return startEnv(t, envConfig{
+		db:     db,
+		broker: func(o *broker.Options) { o.SessionExpiry = expiry },
+		hooks: func(o *hooks.Options) {
+			o.Auth.Keys = []chat.Key{{Value: testKey, Role: chat.RoleClient}} // no master key
+			o.Sessions = store
+		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return &env{svc: svc, db: db, srv: srv, addr: srv.TCPAddr().String()}
 }
 
 // Ensure a persistent session's queue is kept across a shutdown and
