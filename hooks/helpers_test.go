@@ -71,11 +71,7 @@ func startEnv(t *testing.T, c envConfig) *env {
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	db := c.db
 	if db == nil {
-		var err error
-		if db, err = storage.Open(storage.Options{Dir: t.TempDir(), Logger: log}); err != nil {
-			t.Fatalf("storage.Open: %v", err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
+		db = openTestDB(t)
 	}
 	co := chat.Options{AppID: testApp, MaxBodyLen: 1024}
 	if c.chat != nil {
@@ -108,6 +104,19 @@ func startEnv(t *testing.T, c envConfig) *env {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	return &env{svc: svc, db: db, srv: srv, addr: srv.TCPAddr().String()}
+}
+
+// openTestDB opens a store in a temp dir, closed when the test ends, which can
+// outlive the envs started on it.
+func openTestDB(t *testing.T) *storage.DB {
+	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
 
 // rawV3 connects clientID as user over a bare MQTT 3.1.1 connection (clean
