@@ -241,6 +241,18 @@ func say(t *testing.T, c client, topic, body string, rc client, rt string) uint6
 	return uint64(nextOn(t, rc, rt)["seq"].(float64))
 }
 
+// bobSaysToGroup has bob say body to group g1, which carol, every session
+// of alice and the owner olga receive; it returns the message's seq.
+func (w *verbWorld) bobSaysToGroup(t *testing.T, body string) uint64 {
+	t.Helper()
+	g := say(t, w.b1, "say/group/g1", body, w.c1, "users/carol/message")
+	for _, c := range w.alices() {
+		nextOn(t, c, "users/alice/message")
+	}
+	nextOn(t, w.o1, "users/olga/message")
+	return g
+}
+
 // Ensure a recall reaches every session of every party (the recalling
 // device and the speaker's other devices included), named from each
 // side, shows in history, and is refused with the right codes: someone
@@ -292,11 +304,7 @@ func TestRecall(t *testing.T) {
 
 		// Group: the owner recalls a member's old message; every member
 		// and the owner hear of it on every session.
-		g := say(t, w.b1, "say/group/g1", "oops", w.c1, "users/carol/message")
-		for _, c := range w.alices() {
-			nextOn(t, c, "users/alice/message")
-		}
-		nextOn(t, w.o1, "users/olga/message")
+		g := w.bobSaysToGroup(t, "oops")
 		w.clk.add(time.Hour)
 		refused(t, w.b1, "bob", "recall/group/g1", js(`{"seq":%d}`, g), chat.CodeUnauthorized, 0x87)
 		w.o1.Publish(t, "recall/group/g1", js(`{"seq":%d}`, g))
@@ -409,11 +417,7 @@ func TestEdit(t *testing.T) {
 		w.quiet(t, bob, w.b1)
 
 		// Group: every member and the owner get the edit.
-		g := say(t, w.b1, "say/group/g1", "helo", w.c1, "users/carol/message")
-		for _, c := range w.alices() {
-			nextOn(t, c, "users/alice/message")
-		}
-		nextOn(t, w.o1, "users/olga/message")
+		g := w.bobSaysToGroup(t, "helo")
 		w.b1.Publish(t, "edit/group/g1", js(`{"seq":%d,"content":{"body":"hello"}}`, g))
 		gw := map[string]any{"kind": "group", "id": "g1", "seq": float64(g), "content": map[string]any{"media": 0.0, "body": "hello"}, "edited": anyValue}
 		for _, p := range []struct {
@@ -440,17 +444,9 @@ func TestAuthzMatrix_Verbs(t *testing.T) {
 	cells := 0
 	versions(t, func(t *testing.T, connect connectFn) {
 		w := newMatrixWorld(t)
-		for _, sender := range []struct {
-			key   string
-			cases []pubCase
-		}{{"me", userPublishes}, {"passenger:p2", passengerPublishes}} {
+		for _, sender := range matrixPublishers {
 			id := identity(sender.key)
-			var c client
-			if id.Kind == chat.KindUser {
-				c = connect(w.e, t, id.ID+"-verbs", id.ID)
-			} else {
-				c = w.e.passenger(t, connect, id.ID+"-verbs", id.ID)
-			}
+			c := w.connectAs(t, connect, id, id.ID+"-verbs")
 			for _, pc := range sender.cases {
 				rest, isSay := strings.CutPrefix(pc.topic, "say/")
 				if !isSay || pc.code < 0 || strings.HasPrefix(rest, "room/") {
