@@ -102,37 +102,30 @@ func (s *Service) EditMessage(ctx context.Context, from Identity, session string
 // CodeNotFound for an unknown or expired seq. Like FriendHistory, it does
 // not require the two to be friends still.
 func (s *Service) FriendEdits(ctx context.Context, uid, fid string, seq uint64) ([]Edit, error) {
-	if err := checkPair(uid, fid); err != nil {
-		return nil, err
-	}
-	return s.store.RecordEdits(ctx, FriendConv(uid, fid), seq)
+	return s.recordEdits(ctx, ConvFriend, uid, fid, seq)
 }
 
 // StrangerEdits is FriendEdits for the stranger chat of uid and sid.
 func (s *Service) StrangerEdits(ctx context.Context, uid, sid string, seq uint64) ([]Edit, error) {
-	if err := checkPair(uid, sid); err != nil {
-		return nil, err
-	}
-	return s.store.RecordEdits(ctx, StrangerConv(uid, sid), seq)
+	return s.recordEdits(ctx, ConvStranger, uid, sid, seq)
 }
 
 // GroupEdits is FriendEdits for group gid (CodeNotFound for an unknown
 // group).
 func (s *Service) GroupEdits(ctx context.Context, gid string, seq uint64) ([]Edit, error) {
-	if _, err := s.MemberList(ctx, GroupList, gid); err != nil {
-		return nil, err
-	}
-	return s.store.RecordEdits(ctx, GroupConv(gid), seq)
+	return s.recordEdits(ctx, ConvGroup, gid, "", seq)
 }
 
 // PassengerEdits is FriendEdits for the chat of passenger pid with user
 // uid (CodeNotFound for an unknown passenger).
 func (s *Service) PassengerEdits(ctx context.Context, pid, uid string, seq uint64) ([]Edit, error) {
-	if err := CheckID("user", uid); err != nil {
+	return s.recordEdits(ctx, ConvPassenger, pid, uid, seq)
+}
+
+func (s *Service) recordEdits(ctx context.Context, kind, a, b string, seq uint64) ([]Edit, error) {
+	conv, err := s.historyConv(ctx, kind, a, b)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Passenger(ctx, pid); err != nil {
-		return nil, err
-	}
-	return s.store.RecordEdits(ctx, PassengerConv(pid, uid), seq)
+	return s.store.RecordEdits(ctx, conv, seq)
 }

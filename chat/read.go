@@ -54,89 +54,26 @@ func ParseRead(payload []byte) (uint64, error) {
 	return uint64(n), nil
 }
 
-// readTarget is a conversation resolved for a reader.
-type readTarget struct {
-	conv Conv
-	// peer gets the receipt, named kind/id from its side; nil for groups.
-	peer             *Identity
-	peerKind, peerID string
-}
-
-// resolveRead checks that reader may read kind/id, under the rules of a
-// say to the same target (a friend, a member of the group, an existing
-// stranger, passenger or user), and returns the conversation.
-func (s *Service) resolveRead(ctx context.Context, reader Identity, kind, id string) (readTarget, error) {
-	var t readTarget
+// resolveRead checks that reader may read ref, under the rules of a say
+// to the same target (resolveConv: a friend, a member of the group, an
+// existing stranger, passenger or user), and returns the conversation.
+// Reads keep their own codes for a user naming a user/ conversation
+// (CodeInvalid) or itself as a friend (CodeConflict).
+func (s *Service) resolveRead(ctx context.Context, reader Identity, ref ConvRef) (convParties, error) {
 	if !ValidID(reader.ID) {
-		return t, Errorf(CodeInvalid, "invalid reader id %q", truncate(reader.ID, 64))
+		return convParties{}, Errorf(CodeInvalid, "invalid reader id %q", truncate(reader.ID, 64))
 	}
-	if !ValidID(id) {
-		return t, Errorf(CodeInvalid, "invalid conversation id %q", truncate(id, 64))
+	if reader.Kind == KindUser && ValidID(ref.ID) {
+		switch {
+		case ref.Kind == ConvUser:
+			return convParties{}, Errorf(CodeInvalid, "unknown conversation kind %q", ref.Kind)
+		case ref.Kind == ConvFriend && ref.ID == reader.ID:
+			return convParties{}, Errorf(CodeConflict, "cannot read a chat with oneself")
+		}
 	}
-	exists := func(what string, get func(Tx) error) error {
-		if err := s.store.View(ctx, get); err != nil {
-			return notFound(err, what, id)
-		}
-		return nil
-	}
-	if reader.Kind == KindPassenger {
-		if kind != ConvUser {
-			return t, Errorf(CodeUnauthorized, "a passenger may only read its chats with users")
-		}
-		if err := exists("user", func(tx Tx) error { _, err := tx.User(id); return err }); err != nil {
-			return t, err
-		}
-		p := User(id)
-		return readTarget{conv: PassengerConv(reader.ID, id), peer: &p, peerKind: ConvPassenger, peerID: reader.ID}, nil
-	}
-	if reader.Kind != KindUser {
-		return t, Errorf(CodeUnauthorized, "unknown reader")
-	}
-	switch kind {
-	case ConvFriend:
-		if id == reader.ID {
-			return t, Errorf(CodeConflict, "cannot read a chat with oneself")
-		}
-		t.conv = FriendConv(reader.ID, id)
-		mu := s.lockKey(string(t.conv))
-		mu.RLock()
-		err := s.areFriends(ctx, t.conv, reader.ID, id)
-		mu.RUnlock()
-		if err != nil {
-			return t, err
-		}
-	case ConvGroup:
-		mu := s.lockKey(GroupList.lockKey(id))
-		mu.RLock()
-		g, err := s.listMembers(ctx, GroupList, id)
-		mu.RUnlock()
-		if err != nil {
-			return t, notFound(err, "group", id)
-		}
-		if !g.HasMember(reader.ID) {
-			return t, Errorf(CodeUnauthorized, "%s is not a member of group %s", reader.ID, id)
-		}
-		return readTarget{conv: GroupConv(id)}, nil
-	case ConvStranger:
-		if id == reader.ID {
-			return t, Errorf(CodeConflict, "cannot read a chat with oneself")
-		}
-		if err := exists("user", func(tx Tx) error { _, err := tx.User(id); return err }); err != nil {
-			return t, err
-		}
-		t.conv = StrangerConv(reader.ID, id)
-	case ConvPassenger:
-		if err := exists("passenger", func(tx Tx) error { _, err := tx.Passenger(id); return err }); err != nil {
-			return t, err
-		}
-		p := Passenger(id)
-		return readTarget{conv: PassengerConv(id, reader.ID), peer: &p, peerKind: ConvUser, peerID: reader.ID}, nil
-	default:
-		return t, Errorf(CodeInvalid, "unknown conversation kind %q", truncate(kind, 32))
-	}
-	p := User(id)
-	t.peer, t.peerKind, t.peerID = &p, kind, reader.ID
-	return t, nil
+	cp, unlock, err := s.resolveConv(ctx, reader, ref, true)
+	unlock()
+	return cp, err
 }
 
 // MarkRead moves reader's read cursor in its conversation kind/id (named
@@ -145,19 +82,20 @@ func (s *Service) resolveRead(ctx context.Context, reader Identity, kind, id str
 // a friend, stranger or passenger chat, the other party gets a receipt.
 // It returns the cursor after the call. Push is untouched.
 func (s *Service) MarkRead(ctx context.Context, reader Identity, kind, id string, seq uint64) (uint64, error) {
-	t, err := s.resolveRead(ctx, reader, kind, id)
+	cp, err := s.resolveRead(ctx, reader, ConvRef{Kind: kind, ID: id})
 	if err != nil {
 		return 0, err
 	}
-	cur, moved, err := s.store.MarkRead(ctx, ReaderKey(reader), t.conv, seq)
+	cur, moved, err := s.store.MarkRead(ctx, ReaderKey(reader), cp.conv, seq)
 	if err != nil || !moved {
 		return cur, err
 	}
 	b, _ := json.Marshal(ReadEvent{Kind: kind, ID: id, Seq: cur})
 	s.Publisher.Publish(reader, EventRead, b, "")
-	if t.peer != nil {
-		b, _ := json.Marshal(ReceiptEvent{Kind: t.peerKind, ID: t.peerID, Seq: cur, TS: s.nowMillis()})
-		s.Publisher.Publish(*t.peer, EventReceipt, b, "")
+	if cp.conv.Kind() != 'g' { // the other party of a friend, stranger or passenger chat
+		peer := cp.parties[1]
+		b, _ := json.Marshal(ReceiptEvent{Kind: peer.ref.Kind, ID: peer.ref.ID, Seq: cur, TS: s.nowMillis()})
+		s.Publisher.Publish(peer.who, EventReceipt, b, "")
 	}
 	return cur, nil
 }

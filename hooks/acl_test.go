@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"net"
 	"testing"
-	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
-	pkts "github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqim/mqim/chat"
 )
@@ -294,33 +292,10 @@ func TestSay_DuplicateRetransmission(t *testing.T) {
 	e := newEnv(t, nil)
 	e.users(t, "alice", "bob")
 	e.friends(t, "alice", "bob")
-	conn, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(wait))
-	cp := pkts.NewControlPacket(pkts.Connect).(*pkts.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 30
-	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "a1", true, "alice", true, []byte(sign())
-	if err := cp.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	if ack, err := pkts.ReadPacket(conn); err != nil || ack.(*pkts.ConnackPacket).ReturnCode != 0 {
-		t.Fatalf("CONNACK %v, %v", ack, err)
-	}
+	conn := e.rawV3(t, "a1", "alice")
 	publish := func(id uint16, dup bool, body string) {
 		t.Helper()
-		p := pkts.NewControlPacket(pkts.Publish).(*pkts.PublishPacket)
-		p.Qos, p.Dup, p.MessageID, p.TopicName = 1, dup, id, "say/friend/bob"
-		p.Payload = []byte(`{"content":{"body":"` + body + `"}}`)
-		if err := p.Write(conn); err != nil {
-			t.Fatal(err)
-		}
-		ack, err := pkts.ReadPacket(conn)
-		if pa, ok := ack.(*pkts.PubackPacket); err != nil || !ok || pa.MessageID != id {
-			t.Fatalf("PUBACK for %d: %v, %v", id, ack, err)
-		}
+		rawPublishQoS1(t, conn, id, dup, "say/friend/bob", `{"content":{"body":"`+body+`"}}`)
 	}
 	publish(7, false, "once")
 	publish(7, true, "once")  // retransmission: acked, not stored again

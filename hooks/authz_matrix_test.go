@@ -188,24 +188,33 @@ var passengerSubscribes = []subCase{
 	{"users/p2/#", subRefused}, {"users/other/#", subRefused}, {"#", subRefused}, {"$SYS/#", subRefused}, {"say/#", subRefused},
 }
 
+// matrixPublishers are the senders of the publish cases: the user me and
+// the passenger p2.
+var matrixPublishers = []struct {
+	key   string
+	cases []pubCase
+}{{"me", userPublishes}, {"passenger:p2", passengerPublishes}}
+
+// connectAs connects id, a user or passenger of the matrix, as clientID.
+func (w *matrixWorld) connectAs(t *testing.T, connect connectFn, id chat.Identity, clientID string) client {
+	t.Helper()
+	if id.Kind == chat.KindUser {
+		return connect(w.e, t, clientID, id.ID)
+	}
+	return w.e.passenger(t, connect, clientID, id.ID)
+}
+
 // Ensure the publish half of the matrix.
 func TestAuthzMatrix_Publish(t *testing.T) {
 	cells := 0
 	versions(t, func(t *testing.T, connect connectFn) {
 		w := newMatrixWorld(t)
-		for _, sender := range []struct {
-			key   string
-			cases []pubCase
-		}{{"me", userPublishes}, {"passenger:p2", passengerPublishes}} {
+		for _, sender := range matrixPublishers {
 			n := 0
 			login := func() client {
 				n++
 				id := identity(sender.key)
-				if id.Kind == chat.KindUser {
-					return connect(w.e, t, fmt.Sprintf("%s-%d", id.ID, n), id.ID)
-				}
-				c := w.e.passenger(t, connect, fmt.Sprintf("%s-%d", id.ID, n), id.ID)
-				return c
+				return w.connectAs(t, connect, id, fmt.Sprintf("%s-%d", id.ID, n))
 			}
 			c := login()
 			for _, pc := range sender.cases {
@@ -301,10 +310,7 @@ func TestAuthzMatrix_Subscribe(t *testing.T) {
 			n := 0
 			login := func() client {
 				n++
-				if id.Kind == chat.KindUser {
-					return connect(w.e, t, fmt.Sprintf("%s-s%d", id.ID, n), id.ID)
-				}
-				return w.e.passenger(t, connect, fmt.Sprintf("%s-s%d", id.ID, n), id.ID)
+				return w.connectAs(t, connect, id, fmt.Sprintf("%s-s%d", id.ID, n))
 			}
 			c := login()
 			for _, sc := range sub.cases {

@@ -13,6 +13,7 @@ import (
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+	pkts "github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/broker"
@@ -43,22 +44,46 @@ type env struct {
 // newEnv starts the server; edit adjusts the hook options.
 func newEnv(t *testing.T, edit func(*hooks.Options)) *env {
 	t.Helper()
-	return newEnvBroker(t, nil, edit)
+	return startEnv(t, envConfig{hooks: edit})
 }
 
 // newEnvBroker is newEnv with the broker options adjusted too.
 func newEnvBroker(t *testing.T, editBroker func(*broker.Options), edit func(*hooks.Options)) *env {
 	t.Helper()
+	return startEnv(t, envConfig{broker: editBroker, hooks: edit})
+}
+
+// envConfig adjusts an env before its server starts; every field is
+// optional.
+type envConfig struct {
+	db     *storage.DB // the store, closed by its owner; nil: a fresh one in a temp dir
+	chat   func(*chat.Options)
+	svc    func(*chat.Service) // before the server starts (a test clock)
+	broker func(*broker.Options)
+	hooks  func(*hooks.Options)
+}
+
+// startEnv starts the broker with the mqim hooks over a Service (app
+// testApp, bodies up to 1024 bytes, the client and master keys), each
+// adjusted by c.
+func startEnv(t *testing.T, c envConfig) *env {
+	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatalf("storage.Open: %v", err)
+	db := c.db
+	if db == nil {
+		db = openTestDB(t)
 	}
-	t.Cleanup(func() { _ = db.Close() })
-	svc := chat.NewService(db, chat.Options{AppID: testApp, MaxBodyLen: 1024})
+	co := chat.Options{AppID: testApp, MaxBodyLen: 1024}
+	if c.chat != nil {
+		c.chat(&co)
+	}
+	svc := chat.NewService(db, co)
+	if c.svc != nil {
+		c.svc(svc)
+	}
 	bo := broker.Options{TCPAddr: "127.0.0.1:0", Logger: log}
-	if editBroker != nil {
-		editBroker(&bo)
+	if c.broker != nil {
+		c.broker(&bo)
 	}
 	srv := broker.New(bo)
 	svc.Publisher = srv
@@ -68,8 +93,8 @@ func newEnvBroker(t *testing.T, editBroker func(*broker.Options), edit func(*hoo
 			Keys: []chat.Key{{Value: testKey, Role: chat.RoleClient}, {Value: testMaster, Role: chat.RoleMaster}}},
 		Log: log,
 	}
-	if edit != nil {
-		edit(&opts)
+	if c.hooks != nil {
+		c.hooks(&opts)
 	}
 	if err := hooks.Register(srv, opts); err != nil {
 		t.Fatal(err)
@@ -79,6 +104,58 @@ func newEnvBroker(t *testing.T, editBroker func(*broker.Options), edit func(*hoo
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	return &env{svc: svc, db: db, srv: srv, addr: srv.TCPAddr().String()}
+}
+
+// openTestDB opens a store in a temp dir, closed when the test ends, which can
+// outlive the envs started on it.
+func openTestDB(t *testing.T) *storage.DB {
+	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// rawV3 connects clientID as user over a bare MQTT 3.1.1 connection (clean
+// session), for packets a client library would not write (a DUP
+// retransmission); it is closed when the test ends.
+func (e *env) rawV3(t *testing.T, clientID, user string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	cp := pkts.NewControlPacket(pkts.Connect).(*pkts.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 30
+	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = clientID, true, user, true, []byte(sign())
+	if err := cp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := pkts.ReadPacket(conn); err != nil || ack.(*pkts.ConnackPacket).ReturnCode != 0 {
+		t.Fatalf("CONNACK %v, %v", ack, err)
+	}
+	return conn
+}
+
+// rawPublishQoS1 writes a QoS 1 publish (DUP if dup) on a rawV3 connection and
+// expects its PUBACK.
+func rawPublishQoS1(t *testing.T, conn net.Conn, id uint16, dup bool, topic, payload string) {
+	t.Helper()
+	p := pkts.NewControlPacket(pkts.Publish).(*pkts.PublishPacket)
+	p.Qos, p.Dup, p.MessageID, p.TopicName = 1, dup, id, topic
+	p.Payload = []byte(payload)
+	if err := p.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := pkts.ReadPacket(conn)
+	if pa, ok := ack.(*pkts.PubackPacket); err != nil || !ok || pa.MessageID != id {
+		t.Fatalf("PUBACK for %d: %v, %v", id, ack, err)
+	}
 }
 
 // sign returns a fresh MaxIM signature with the client key.

@@ -17,5 +17,5 @@ import (
 // a cursor only moves forward, which bounds the events they cause.
 func (h *Say) onRead(cl *mqtt.Client, from chat.Identity, pk packets.Packet, kind, id string) (packets.Packet, error) {
 	err := h.opts.Service.ReadFromSession(h.deadline.context(time.Now()), from, cl.ID, kind, id, pk.Payload)
-	return h.answer(cl, pk, err, ReasonCode(err))
+	return answer(h.opts.Log, cl, pk, err, ReasonCode(err))
 }

@@ -5,6 +5,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
@@ -89,16 +90,18 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 	if err == nil && pk.FixedHeader.Qos > 0 {
 		h.reg.accepted(cl.ID, id)
 	}
-	return h.answer(cl, pk, err, code)
+	return answer(h.opts.Log, cl, pk, err, code)
 }
 
-// answer ends the handling of a client publish: nothing is forwarded; a
-// refusal of an MQTT 5 QoS 1/2 publish gets its reason code.
-func (h *Say) answer(cl *mqtt.Client, pk packets.Packet, err error, code packets.Code) (packets.Packet, error) {
+// answer ends the handling of a client publish (say/, read/ and the verbs):
+// nothing is forwarded; a refusal of an MQTT 5 QoS 1/2 publish gets its
+// reason code. Otherwise the error event already told the client and the
+// QoS exchange completes normally.
+func answer(log zerolog.Logger, cl *mqtt.Client, pk packets.Packet, err error, code packets.Code) (packets.Packet, error) {
 	if err == nil {
 		return pk, packets.CodeSuccessIgnore
 	}
-	h.opts.Log.Debug().Str("client", cl.ID).Str("topic", pk.TopicName).Err(err).Msg("publish refused")
+	log.Debug().Str("client", cl.ID).Str("topic", pk.TopicName).Err(err).Msg("publish refused")
 	if cl.Properties.ProtocolVersion < 5 || pk.FixedHeader.Qos == 0 {
 		return pk, packets.CodeSuccessIgnore
 	}
@@ -116,7 +119,7 @@ func (h *Say) answer(cl *mqtt.Client, pk packets.Packet, err error, code packets
 		Properties:  packets.Properties{ReasonString: chat.ErrorMessage(err)},
 	}
 	if werr := cl.WritePacket(ack); werr != nil {
-		h.opts.Log.Debug().Str("client", cl.ID).Err(werr).Msg("refusal ack not written")
+		log.Debug().Str("client", cl.ID).Err(werr).Msg("refusal ack not written")
 	}
 	return pk, packets.ErrRejectPacket
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
-	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
@@ -48,25 +47,29 @@ func (s *countingStore) n(k chat.SessionOpKind) int {
 // in db through store.
 func startSessionEnv(t *testing.T, db *storage.DB, store chat.SessionStore, expiry time.Duration) *env {
 	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	svc := chat.NewService(db, chat.Options{AppID: testApp, MaxBodyLen: 1024})
-	srv := broker.New(broker.Options{TCPAddr: "127.0.0.1:0", Logger: log, SessionExpiry: expiry})
-	svc.Publisher = srv
-	err := hooks.Register(srv, hooks.Options{
-		Service: svc,
-		Auth: &chat.Authenticator{AppID: testApp, Tolerance: 15 * time.Minute,
-			Keys: []chat.Key{{Value: testKey, Role: chat.RoleClient}}},
-		Sessions: store,
-		Log:      log,
+	return startEnv(t, envConfig{
+		db:     db,
+		broker: func(o *broker.Options) { o.SessionExpiry = expiry },
+		hooks: func(o *hooks.Options) {
+			o.Auth.Keys = []chat.Key{{Value: testKey, Role: chat.RoleClient}} // no master key
+			o.Sessions = store
+		},
+	})
+}
+
+// storedSessions returns the client id and state of each session stored
+// in db.
+func storedSessions(t *testing.T, db *storage.DB) (ids, states []string) {
+	t.Helper()
+	err := db.LoadSessions(context.Background(), func(s chat.StoredSession) error {
+		ids = append(ids, s.ClientID)
+		states = append(states, string(s.State))
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return &env{svc: svc, db: db, srv: srv, addr: srv.TCPAddr().String()}
+	return ids, states
 }
 
 // Ensure a persistent session's queue is kept across a shutdown and
@@ -74,12 +77,7 @@ func startSessionEnv(t *testing.T, db *storage.DB, store chat.SessionStore, expi
 // store write; and that the restored client id still belongs to its
 // identity.
 func TestSessions_Restart(t *testing.T) {
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openTestDB(t)
 	store := &countingStore{SessionStore: db}
 	e := startSessionEnv(t, db, store, 0)
 	e.users(t, "dave", "eve")
@@ -125,12 +123,7 @@ func TestSessions_Restart(t *testing.T) {
 // Ensure a stored session past mqtt.session_expiry (counted from its
 // disconnect, not from the restart) is not restored, and is deleted.
 func TestSessions_ExpiredAtRestart(t *testing.T) {
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openTestDB(t)
 	state := func(id string, ago time.Duration) chat.SessionOp {
 		b, _ := json.Marshal(map[string]any{
 			"client":       map[string]any{"id": id, "username": []byte("dave"), "protocolVersion": 4},
@@ -150,11 +143,7 @@ func TestSessions_ExpiredAtRestart(t *testing.T) {
 		t.Fatal("recent session not restored with its subscription")
 	}
 	_ = e.srv.Close()
-	var ids []string
-	_ = db.LoadSessions(context.Background(), func(s chat.StoredSession) error {
-		ids = append(ids, s.ClientID)
-		return nil
-	})
+	ids, _ := storedSessions(t, db)
 	if len(ids) != 1 || ids[0] != "recent" {
 		t.Errorf("stored sessions %v, want [recent]", ids)
 	}
@@ -164,12 +153,7 @@ func TestSessions_ExpiredAtRestart(t *testing.T) {
 // session expiry 0) leaves nothing stored, and a persistent one is stored
 // with its subscription.
 func TestSessions_V5ExpiryZeroAtDisconnect(t *testing.T) {
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openTestDB(t)
 	e := startSessionEnv(t, db, db, 0)
 	e.users(t, "dave")
 	expiry := uint32(3600)
@@ -188,13 +172,9 @@ func TestSessions_V5ExpiryZeroAtDisconnect(t *testing.T) {
 		return !ok
 	})
 	_ = e.srv.Close()
-	var got []string
-	_ = db.LoadSessions(context.Background(), func(s chat.StoredSession) error {
-		got = append(got, s.ClientID+" "+string(s.State))
-		return nil
-	})
-	if len(got) != 1 || !strings.HasPrefix(got[0], "dave-stays ") || !strings.Contains(got[0], `"filter":"users/dave/#"`) {
-		t.Errorf("stored sessions %q, want dave-stays with its subscription", got)
+	ids, states := storedSessions(t, db)
+	if len(ids) != 1 || ids[0] != "dave-stays" || !strings.Contains(states[0], `"filter":"users/dave/#"`) {
+		t.Errorf("stored sessions %q %q, want dave-stays with its subscription", ids, states)
 	}
 }
 
@@ -202,12 +182,7 @@ func TestSessions_V5ExpiryZeroAtDisconnect(t *testing.T) {
 // so that events published after the restart, before it reconnects, are
 // queued for it.
 func TestSessions_ConnectedAtShutdown(t *testing.T) {
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openTestDB(t)
 	e := startSessionEnv(t, db, db, 0)
 	e.users(t, "dave")
 	dave := e.connectV3(t, "dave-tab", "dave", sign(), false, 0, nil)

@@ -82,33 +82,8 @@ func (h *Verbs) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, e
 		err = svc.EditMessage(ctx, from, cl.ID, vt.Ref, pk.Payload)
 		code = ReasonCode(err)
 	}
-	if err == nil {
-		if track {
-			h.reg.accepted(cl.ID, id)
-		}
-		return pk, packets.CodeSuccessIgnore
+	if err == nil && track {
+		h.reg.accepted(cl.ID, id)
 	}
-	h.opts.Log.Debug().Str("client", cl.ID).Str("topic", pk.TopicName).Err(err).Msg("publish refused")
-	return refuse(cl, pk, code, err)
-}
-
-// refuse answers a refused publish: for MQTT 5 at QoS 1 or 2 it writes
-// the failing PUBACK (PUBREC) itself and rejects the packet, as Say does;
-// otherwise the error event already told the client and the QoS exchange
-// completes normally.
-func refuse(cl *mqtt.Client, pk packets.Packet, code packets.Code, err error) (packets.Packet, error) {
-	if cl.Properties.ProtocolVersion < 5 || pk.FixedHeader.Qos == 0 {
-		return pk, packets.CodeSuccessIgnore
-	}
-	typ := packets.Puback
-	if pk.FixedHeader.Qos == 2 {
-		typ = packets.Pubrec
-	}
-	_ = cl.WritePacket(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: typ},
-		PacketID:    pk.PacketID,
-		ReasonCode:  code.Code,
-		Properties:  packets.Properties{ReasonString: chat.ErrorMessage(err)},
-	})
-	return pk, packets.ErrRejectPacket
+	return answer(h.opts.Log, cl, pk, err, code)
 }

@@ -4,19 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	pkts "github.com/eclipse/paho.mqtt.golang/packets"
-	"github.com/rs/zerolog"
-
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/hooks"
-	"github.com/mqim/mqim/storage"
 )
 
 // testClock is a service clock the tests move by hand; atomic because the
@@ -30,33 +24,14 @@ func (c *testClock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 // before the server starts.
 func newVerbEnv(t *testing.T, opts chat.Options) (*env, *testClock) {
 	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	db, err := storage.Open(storage.Options{Dir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatalf("storage.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	opts.AppID, opts.MaxBodyLen = testApp, 1024
-	svc := chat.NewService(db, opts)
 	clk := &testClock{}
 	clk.ms.Store(time.Now().UnixMilli())
-	svc.Now = clk.now
-	srv := broker.New(broker.Options{TCPAddr: "127.0.0.1:0", Logger: log})
-	svc.Publisher = srv
-	err = hooks.Register(srv, hooks.Options{
-		Service: svc,
-		Auth: &chat.Authenticator{AppID: testApp, Tolerance: 15 * time.Minute,
-			Keys: []chat.Key{{Value: testKey, Role: chat.RoleClient}, {Value: testMaster, Role: chat.RoleMaster}}},
-		Log: log,
+	opts.AppID, opts.MaxBodyLen = testApp, 1024
+	e := startEnv(t, envConfig{
+		chat: func(o *chat.Options) { *o = opts },
+		svc:  func(s *chat.Service) { s.Now = clk.now },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return &env{svc: svc, db: db, srv: srv, addr: srv.TCPAddr().String()}, clk
+	return e, clk
 }
 
 // verbWorld is the cast of the recall, edit and typing tests: alice (three
@@ -266,6 +241,18 @@ func say(t *testing.T, c client, topic, body string, rc client, rt string) uint6
 	return uint64(nextOn(t, rc, rt)["seq"].(float64))
 }
 
+// bobSaysToGroup has bob say body to group g1, which carol, every session
+// of alice and the owner olga receive; it returns the message's seq.
+func (w *verbWorld) bobSaysToGroup(t *testing.T, body string) uint64 {
+	t.Helper()
+	g := say(t, w.b1, "say/group/g1", body, w.c1, "users/carol/message")
+	for _, c := range w.alices() {
+		nextOn(t, c, "users/alice/message")
+	}
+	nextOn(t, w.o1, "users/olga/message")
+	return g
+}
+
 // Ensure a recall reaches every session of every party (the recalling
 // device and the speaker's other devices included), named from each
 // side, shows in history, and is refused with the right codes: someone
@@ -317,11 +304,7 @@ func TestRecall(t *testing.T) {
 
 		// Group: the owner recalls a member's old message; every member
 		// and the owner hear of it on every session.
-		g := say(t, w.b1, "say/group/g1", "oops", w.c1, "users/carol/message")
-		for _, c := range w.alices() {
-			nextOn(t, c, "users/alice/message")
-		}
-		nextOn(t, w.o1, "users/olga/message")
+		g := w.bobSaysToGroup(t, "oops")
 		w.clk.add(time.Hour)
 		refused(t, w.b1, "bob", "recall/group/g1", js(`{"seq":%d}`, g), chat.CodeUnauthorized, 0x87)
 		w.o1.Publish(t, "recall/group/g1", js(`{"seq":%d}`, g))
@@ -434,11 +417,7 @@ func TestEdit(t *testing.T) {
 		w.quiet(t, bob, w.b1)
 
 		// Group: every member and the owner get the edit.
-		g := say(t, w.b1, "say/group/g1", "helo", w.c1, "users/carol/message")
-		for _, c := range w.alices() {
-			nextOn(t, c, "users/alice/message")
-		}
-		nextOn(t, w.o1, "users/olga/message")
+		g := w.bobSaysToGroup(t, "helo")
 		w.b1.Publish(t, "edit/group/g1", js(`{"seq":%d,"content":{"body":"hello"}}`, g))
 		gw := map[string]any{"kind": "group", "id": "g1", "seq": float64(g), "content": map[string]any{"media": 0.0, "body": "hello"}, "edited": anyValue}
 		for _, p := range []struct {
@@ -465,17 +444,9 @@ func TestAuthzMatrix_Verbs(t *testing.T) {
 	cells := 0
 	versions(t, func(t *testing.T, connect connectFn) {
 		w := newMatrixWorld(t)
-		for _, sender := range []struct {
-			key   string
-			cases []pubCase
-		}{{"me", userPublishes}, {"passenger:p2", passengerPublishes}} {
+		for _, sender := range matrixPublishers {
 			id := identity(sender.key)
-			var c client
-			if id.Kind == chat.KindUser {
-				c = connect(w.e, t, id.ID+"-verbs", id.ID)
-			} else {
-				c = w.e.passenger(t, connect, id.ID+"-verbs", id.ID)
-			}
+			c := w.connectAs(t, connect, id, id.ID+"-verbs")
 			for _, pc := range sender.cases {
 				rest, isSay := strings.CutPrefix(pc.topic, "say/")
 				if !isSay || pc.code < 0 || strings.HasPrefix(rest, "room/") {
@@ -528,33 +499,10 @@ func TestEdit_DuplicateRetransmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(wait))
-	cp := pkts.NewControlPacket(pkts.Connect).(*pkts.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 30
-	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = "a1", true, "alice", true, []byte(sign())
-	if err := cp.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	if ack, err := pkts.ReadPacket(conn); err != nil || ack.(*pkts.ConnackPacket).ReturnCode != 0 {
-		t.Fatalf("CONNACK %v, %v", ack, err)
-	}
+	conn := e.rawV3(t, "a1", "alice")
 	edit := func(id uint16, dup bool, body string) {
 		t.Helper()
-		p := pkts.NewControlPacket(pkts.Publish).(*pkts.PublishPacket)
-		p.Qos, p.Dup, p.MessageID, p.TopicName = 1, dup, id, "edit/friend/bob"
-		p.Payload = []byte(js(`{"seq":%d,"content":{"body":"%s"}}`, res.Seq, body))
-		if err := p.Write(conn); err != nil {
-			t.Fatal(err)
-		}
-		ack, err := pkts.ReadPacket(conn)
-		if pa, ok := ack.(*pkts.PubackPacket); err != nil || !ok || pa.MessageID != id {
-			t.Fatalf("PUBACK for %d: %v, %v", id, ack, err)
-		}
+		rawPublishQoS1(t, conn, id, dup, "edit/friend/bob", js(`{"seq":%d,"content":{"body":"%s"}}`, res.Seq, body))
 	}
 	edit(7, false, "v1")
 	edit(7, true, "v1")  // retransmission: acked, not applied again

@@ -232,13 +232,11 @@ func (db *DB) RecordsAfter(ctx context.Context, conv chat.Conv, after uint64, no
 	if limit <= 0 || after == ^uint64(0) || badPart(string(conv)) {
 		return out, nil
 	}
-	if !db.gate.enter() {
-		return nil, errClosed
+	txn, err := db.readTxn()
+	if err != nil {
+		return nil, err
 	}
-	defer db.gate.leave()
-
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
+	defer db.endRead(txn)
 	start := notBefore
 	it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: seqIndexPrefix(conv)})
 	it.Seek(seqIndexKey(conv, (after+1)/seqBlock))
@@ -347,12 +345,11 @@ func (db *DB) LatestSeq(ctx context.Context, conv chat.Conv) (uint64, int64, err
 	if badPart(string(conv)) {
 		return 0, 0, nil
 	}
-	if !db.gate.enter() {
-		return 0, 0, errClosed
+	txn, err := db.readTxn()
+	if err != nil {
+		return 0, 0, err
 	}
-	defer db.gate.leave()
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
+	defer db.endRead(txn)
 	seq, ts, err := getCursor(txn, conv)
 	if err != nil {
 		return 0, 0, fmt.Errorf("storage: read cursor of %q: %w", conv, err)
@@ -400,12 +397,11 @@ func (db *DB) ReadCursors(ctx context.Context, conv chat.Conv, readers []string)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !db.gate.enter() {
-		return nil, errClosed
+	txn, err := db.readTxn()
+	if err != nil {
+		return nil, err
 	}
-	defer db.gate.leave()
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
+	defer db.endRead(txn)
 	out := make([]uint64, len(readers))
 	if badPart(string(conv)) {
 		return out, nil
@@ -448,12 +444,11 @@ func (db *DB) Conversations(ctx context.Context, uid string, before int64, limit
 	if limit <= 0 || badPart(uid) {
 		return out, nil
 	}
-	if !db.gate.enter() {
-		return nil, errClosed
+	txn, err := db.readTxn()
+	if err != nil {
+		return nil, err
 	}
-	defer db.gate.leave()
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
+	defer db.endRead(txn)
 
 	heads, err := pairHeads(txn, uid, before, limit)
 	if err != nil {

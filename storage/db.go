@@ -175,18 +175,30 @@ func (db *DB) Close() error {
 	return db.closeErr
 }
 
+// readTxn enters the gate (errClosed once Close has begun) and opens a
+// read-only snapshot; endRead discards it and leaves the gate.
+func (db *DB) readTxn() (*badger.Txn, error) {
+	if !db.gate.enter() {
+		return nil, errClosed
+	}
+	return db.bdb.NewTransaction(false), nil
+}
+
+func (db *DB) endRead(txn *badger.Txn) {
+	txn.Discard()
+	db.gate.leave()
+}
+
 // View runs fn in a read-only snapshot. Puts inside fn fail.
 func (db *DB) View(ctx context.Context, fn func(chat.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !db.gate.enter() {
-		return errClosed
+	txn, err := db.readTxn()
+	if err != nil {
+		return err
 	}
-	defer db.gate.leave()
-
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
+	defer db.endRead(txn)
 	return fn(&tx{txn: txn})
 }
 

@@ -213,7 +213,15 @@ func (db *DB) updateRecordOnce(conv chat.Conv, seq uint64, fn func(*chat.Record)
 
 // deleteEditsOf deletes the earlier versions of record seq in txn.
 func deleteEditsOf(txn *badger.Txn, conv chat.Conv, seq uint64) error {
-	p := editSeqPrefix(conv, seq)
+	if err := deletePrefix(txn, editSeqPrefix(conv, seq)); err != nil {
+		return fmt.Errorf("storage: delete edits: %w", err)
+	}
+	return nil
+}
+
+// deletePrefix deletes every key with prefix p in txn, collecting the keys
+// before the first delete (as both its callers did).
+func deletePrefix(txn *badger.Txn, p []byte) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
 	var keys [][]byte
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -222,7 +230,7 @@ func deleteEditsOf(txn *badger.Txn, conv chat.Conv, seq uint64) error {
 	it.Close()
 	for _, k := range keys {
 		if err := txn.Delete(k); err != nil {
-			return fmt.Errorf("storage: delete edits: %w", err)
+			return err
 		}
 	}
 	return nil

@@ -403,13 +403,11 @@ func (db *DB) Records(ctx context.Context, conv chat.Conv, before, notBefore int
 	if limit <= 0 || before <= notBefore || badPart(string(conv)) {
 		return out, nil
 	}
-	if !db.gate.enter() {
-		return nil, errClosed
+	txn, err := db.readTxn()
+	if err != nil {
+		return nil, err
 	}
-	defer db.gate.leave()
-
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
+	defer db.endRead(txn)
 	p := recPrefix(conv)
 	// Values live in the LSM tree next to their keys; PrefetchValues would
 	// start a goroutine per entry and read ahead past limit for nothing.

@@ -63,20 +63,7 @@ func applySessionOp(txn *badger.Txn, op chat.SessionOp) error {
 	if err := checkParts("client", op.ClientID); err != nil {
 		return err
 	}
-	dropEvents := func() error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix(tagSessionEvent, op.ClientID)})
-		var keys [][]byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
-		}
-		it.Close()
-		for _, k := range keys {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	dropEvents := func() error { return deletePrefix(txn, prefix(tagSessionEvent, op.ClientID)) }
 	switch op.Kind {
 	case chat.SessionPut:
 		if err := dropEvents(); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"net"
 	"os/exec"
@@ -28,22 +27,7 @@ func TestMain_ProtocolExampleWithMosquittoClients(t *testing.T) {
 	sub := exec.Command("bash", "-c", prelude+
 		`exec stdbuf -oL mosquitto_sub -d -h "$HOST" -p "$PORT" -q 1 -i bob-phone -u bob -P "$SIGN" -t 'users/bob/#' -v`)
 	sub.Env = append(sub.Environ(), env...)
-	out, err := sub.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Process.Kill(); _ = sub.Wait() })
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines := streamLines(t, sub)
 	var transcript []string
 	waitLine := func(what string, match func(string) bool) string {
 		t.Helper()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -17,24 +15,9 @@ func TestMain_RecallEditExampleWithMosquittoClients(t *testing.T) {
 		_, err := exec.LookPath(tool)
 		needTool(t, tool, "apt-get install mosquitto-clients curl coreutils", err != nil)
 	}
-	doc, err := os.ReadFile("../../docs/realtime.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(doc), "<!-- recall-example -->\n```sh\n")
-	script, _, ok2 := strings.Cut(after, "```")
-	if !ok || !ok2 {
-		t.Fatal("docs/realtime.md has no block after <!-- recall-example -->")
-	}
+	script := realtimeExample(t, "recall-example")
 	p := startMQIM(t, t.TempDir())
-	host, port, _ := net.SplitHostPort(p.MQTT)
-	script = strings.NewReplacer("-h 127.0.0.1 -p 1883", "-h "+host+" -p "+port, "http://127.0.0.1:8080", p.HTTP).Replace(script)
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = append(cmd.Environ(), "APP="+p.AppID, "KEY="+p.Key)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("example failed: %v\n%s", err, out)
-	}
+	out := runExample(t, p, script)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != 8 {
 		t.Fatalf("example printed %d lines, want 8:\n%s", len(lines), out)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -266,4 +267,61 @@ func expectError(t testing.TB, what string, r response, status, code int) {
 	if e.ErrorCode != code || e.ErrorMessage == "" {
 		t.Fatalf("%s: error body %s, want errorCode %d and a message", what, r.Body, code)
 	}
+}
+
+// realtimeExample returns the ```sh block that follows <!-- marker --> in
+// docs/realtime.md.
+func realtimeExample(t *testing.T, marker string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/realtime.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "<!-- "+marker+" -->\n```sh\n")
+	script, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatalf("docs/realtime.md has no block after <!-- %s -->", marker)
+	}
+	return script
+}
+
+// runExample runs a docs example against p, as written but for the
+// addresses (p's REST base and MQTT host and port instead of the
+// defaults), with bash -euo pipefail and APP and KEY set; it returns the
+// combined output.
+func runExample(t *testing.T, p *proc, script string) []byte {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(p.MQTT)
+	script = strings.NewReplacer("-h 127.0.0.1 -p 1883", "-h "+host+" -p "+port, "http://127.0.0.1:8080", p.HTTP).Replace(script)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(cmd.Environ(), "APP="+p.AppID, "KEY="+p.Key)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("example failed: %v\n%s", err, out)
+	}
+	return out
+}
+
+// streamLines starts cmd and returns its standard output line by line (the
+// channel is closed when the output ends); cmd is killed when the test
+// ends.
+func streamLines(t *testing.T, cmd *exec.Cmd) <-chan string {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -20,15 +18,7 @@ func TestMain_ReadExampleWithMosquittoClients(t *testing.T) {
 		_, err := exec.LookPath(tool)
 		needTool(t, tool, "apt-get install mosquitto-clients curl jq coreutils", err != nil)
 	}
-	doc, err := os.ReadFile("../../docs/realtime.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(doc), "<!-- read-example -->\n```sh\n")
-	script, _, ok2 := strings.Cut(after, "```")
-	if !ok || !ok2 {
-		t.Fatal("docs/realtime.md has no block after <!-- read-example -->")
-	}
+	script := realtimeExample(t, "read-example")
 	var want []string
 	for _, l := range strings.Split(script, "\n") {
 		if j, ok := strings.CutPrefix(l, "# {"); ok {
@@ -38,8 +28,6 @@ func TestMain_ReadExampleWithMosquittoClients(t *testing.T) {
 
 	p := startMQIM(t, t.TempDir())
 	host, port, _ := net.SplitHostPort(p.MQTT)
-	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", p.HTTP)
-	script = strings.ReplaceAll(script, "-h 127.0.0.1 -p 1883", "-h "+host+" -p "+port)
 	env := []string{"APP=" + p.AppID, "KEY=" + p.Key}
 	prelude := `TS=$(date +%s%3N); SIGN="$(printf '%s' "$TS$KEY" | md5sum | cut -d' ' -f1),$TS"; `
 
@@ -49,34 +37,14 @@ func TestMain_ReadExampleWithMosquittoClients(t *testing.T) {
 		sub := exec.Command("bash", "-c", prelude+`exec stdbuf -oL mosquitto_sub -d -h `+host+` -p `+port+
 			` -q 1 -i `+client+` -u `+user+` -P "$SIGN" -t '`+topic+`' -v`)
 		sub.Env = append(sub.Environ(), env...)
-		out, err := sub.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sub.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Process.Kill(); _ = sub.Wait() })
-		lines := make(chan string, 100)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
+		lines := streamLines(t, sub)
 		waitLine(t, lines, client+" SUBACK", func(l string) bool { return strings.Contains(l, "SUBACK") })
 		return lines
 	}
 	tablet := watch("alice", "alice-tablet", "users/alice/read")
 	bob := watch("bob", "bob-tablet", "users/bob/receipt")
 
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = append(cmd.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("example failed: %v\n%s", err, out)
-	}
+	out := runExample(t, p, script)
 	if got := strings.Split(strings.TrimSpace(string(out)), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("example printed:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))
 	}

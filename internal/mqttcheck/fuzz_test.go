@@ -55,28 +55,23 @@ func mochiDecode(t *testing.T, version, header byte, body []byte) {
 	}
 	pk.FixedHeader.Remaining = len(body)
 	buf := append([]byte(nil), body...)
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		_ = pk.ConnectDecode(buf)
-	case packets.Publish:
-		_ = pk.PublishDecode(buf)
-	case packets.Puback:
-		_ = pk.PubackDecode(buf)
-	case packets.Pubrec:
-		_ = pk.PubrecDecode(buf)
-	case packets.Pubrel:
-		_ = pk.PubrelDecode(buf)
-	case packets.Pubcomp:
-		_ = pk.PubcompDecode(buf)
-	case packets.Subscribe:
-		_ = pk.SubscribeDecode(buf)
-	case packets.Unsubscribe:
-		_ = pk.UnsubscribeDecode(buf)
-	case packets.Pingreq:
-		_ = pk.PingreqDecode(buf)
-	case packets.Disconnect:
-		_ = pk.DisconnectDecode(buf)
-	case packets.Auth:
-		_ = pk.AuthDecode(buf)
+	if decode, ok := mochiDecoders[pk.FixedHeader.Type]; ok {
+		_ = decode(&pk, buf)
 	}
+}
+
+// mochiDecoders are the decoders of mochi's client read loop by the type
+// of a packet a client sends.
+var mochiDecoders = map[byte]func(*packets.Packet, []byte) error{
+	packets.Connect:     (*packets.Packet).ConnectDecode,
+	packets.Publish:     (*packets.Packet).PublishDecode,
+	packets.Puback:      (*packets.Packet).PubackDecode,
+	packets.Pubrec:      (*packets.Packet).PubrecDecode,
+	packets.Pubrel:      (*packets.Packet).PubrelDecode,
+	packets.Pubcomp:     (*packets.Packet).PubcompDecode,
+	packets.Subscribe:   (*packets.Packet).SubscribeDecode,
+	packets.Unsubscribe: (*packets.Packet).UnsubscribeDecode,
+	packets.Pingreq:     (*packets.Packet).PingreqDecode,
+	packets.Disconnect:  (*packets.Packet).DisconnectDecode,
+	packets.Auth:        (*packets.Packet).AuthDecode,
 }
