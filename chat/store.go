@@ -109,4 +109,10 @@ type Tx interface {
 	PutStranger(s *Stranger) error
 	// Strangers returns the associations of uid, latest Last first.
 	Strangers(uid string) ([]*Stranger, error)
+
+	// Account returns the access state of an identity (key
+	// Identity.String()); CodeNotFound when none is stored.
+	Account(id string) (*Account, error)
+	// PutAccount creates or replaces an access state.
+	PutAccount(a *Account) error
 }
