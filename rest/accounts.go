@@ -17,6 +17,19 @@ func (s *Server) routeAccounts(r fiber.Router) {
 	r.Post("/ctx/:uid/kick", s.kickUser)
 	r.Put("/ctx/:uid/ban", s.banUser)
 	r.Delete("/ctx/:uid/ban", s.unbanUser)
+	r.Delete("/ctx/:uid", s.eraseUser)
+}
+
+// eraseUser is DELETE /ctx/{uid}[?history=true] (docs/maxim.md §2.8).
+func (s *Server) eraseUser(c *fiber.Ctx) error {
+	uid, err := pathParam(c, "uid")
+	if err != nil {
+		return err
+	}
+	if err := s.svc.EraseUser(reqCtx(c), uid, queryFlag(c, "history")); err != nil {
+		return err
+	}
+	return noContent(c)
 }
 
 // tokenDTO is the answer of POST /tokens.

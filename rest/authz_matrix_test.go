@@ -119,6 +119,7 @@ func matrixRoutes(upload []byte) map[string]matrixRoute {
 		"POST /ctx/:uid/kick":     {nil, 200, masterOnly},
 		"PUT /ctx/:uid/ban":       {`{"until":0,"reason":"matrix"}`, 200, masterOnly},
 		"DELETE /ctx/:uid/ban":    {nil, 204, masterOnly},
+		"DELETE /ctx/:uid":        {nil, 204, masterOnly},
 	}
 }
 
