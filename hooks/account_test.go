@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
+
+	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
@@ -167,4 +170,31 @@ func TestAccountControl_Live(t *testing.T) {
 	}
 	login(4, "alice", false)
 	login(5, "alice", true)
+}
+
+// Ensure the login throttle over MQTT: 11 bad logins from 127.0.0.1 get
+// CONNACK 0x86 / 4, then 127.0.0.1 is refused whatever its credentials
+// (MQTT 5 0x97, 3.1.1 code 3) for a minute, while 127.0.0.2 logs in.
+func TestThrottle_MQTT(t *testing.T) {
+	th := chat.NewLoginThrottle(10, 0)
+	var mu sync.Mutex
+	clock := time.Unix(1_700_000_000, 0)
+	th.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	e := newEnv(t, func(o *hooks.Options) { o.Throttle = th })
+	e.users(t, "alice")
+	from := func(ip string) func(*paho3.ClientOptions) {
+		return func(o *paho3.ClientOptions) {
+			o.SetDialer(&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: wait})
+		}
+	}
+	for i := 0; i < 11; i++ {
+		e.connectV3(t, fmt.Sprintf("bad-%d", i), "alice", "wrong,123", true, 4, from("127.0.0.1"))
+	}
+	e.connectV3(t, "good-1", "alice", sign(), true, 3, from("127.0.0.1"))
+	e.connectV5(t, "good-5", "alice", sign(), 0x97, nil) // paho5 dials from 127.0.0.1
+	e.connectV3(t, "other-ip", "alice", sign(), true, 0, from("127.0.0.2")).Close()
+	mu.Lock()
+	clock = clock.Add(time.Minute)
+	mu.Unlock()
+	e.connectV3(t, "after-a-minute", "alice", sign(), true, 0, from("127.0.0.1"))
 }
