@@ -53,6 +53,13 @@ type Service struct {
 	Publisher Publisher
 	Pusher    Pusher
 	Presence  *Presence
+	// Tokens mints and checks login tokens (nil: tokens are off); TokenTTL
+	// is the lifetime of a minted token (0: DefaultTokenTTL).
+	Tokens   TokenCodec
+	TokenTTL time.Duration
+	// Connections ends live sessions (kick, ban, revocation); the MQTT
+	// hooks set it when they are registered. Nil: nothing to end.
+	Connections Connections
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 	// Log receives the few things the domain logs itself (push failures are

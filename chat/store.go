@@ -56,6 +56,14 @@ type Store interface {
 	// Close flushes and closes the store.
 	Close() error
 
+	// ForgetReader removes every read cursor and conversation-list entry
+	// of a reader (EraseUser).
+	ForgetReader(ctx context.Context, reader string) error
+	// ForgetConversation removes a two-party conversation: its records,
+	// its cursor (the numbering starts again) and its parties' read
+	// cursors and conversation-list entries (EraseUser with history).
+	ForgetConversation(ctx context.Context, conv Conv) error
+
 	SyncStore
 }
 
@@ -109,4 +117,15 @@ type Tx interface {
 	PutStranger(s *Stranger) error
 	// Strangers returns the associations of uid, latest Last first.
 	Strangers(uid string) ([]*Stranger, error)
+	// DeleteStranger removes one direction of an association; missing is
+	// no error.
+	DeleteStranger(uid, other string) error
+	// DeleteUser removes a user context; missing is no error.
+	DeleteUser(id string) error
+
+	// Account returns the access state of an identity (key
+	// Identity.String()); CodeNotFound when none is stored.
+	Account(id string) (*Account, error)
+	// PutAccount creates or replaces an access state.
+	PutAccount(a *Account) error
 }

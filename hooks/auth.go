@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net"
 	"strings"
 	"time"
 
@@ -37,6 +38,11 @@ var (
 	// refuseKeepalive is for MQTT 3.1.1 only: "identifier rejected", the
 	// code mosquitto uses for a keepalive above its max_keepalive.
 	refuseKeepalive = refusal{packets.ErrClientIdentifierNotValid, 2}
+	// refuseBanned is a banned identity (docs/maxim.md §2.5).
+	refuseBanned = refusal{packets.ErrBanned, 5}
+	// refuseThrottled is an address past the failed-login limit
+	// (docs/maxim.md §2.7): 3.1.1 "server unavailable", 5 quota exceeded.
+	refuseThrottled = refusal{packets.ErrQuotaExceeded, 3}
 )
 
 // Auth is the login hook (docs/protocol.md §2). In OnConnect it checks the
@@ -82,27 +88,44 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		// and mochi does not check them against the ACL (mochi#503).
 		return h.refuse(cl, refuseNotAuthorized, "will messages are not accepted", log)
 	}
-	req, notifyAll, ref, err := h.credentials(string(pk.Connect.Username), pk.Connect.Password)
+	ip := remoteIP(cl.Net.Remote)
+	if h.opts.Throttle != nil && !h.opts.Throttle.Allow(ip) {
+		return h.refuse(cl, refuseThrottled, "too many failed logins from this address: try again in a minute", log)
+	}
+	ctx, cancel := context.WithTimeout(h.opts.BaseContext, h.opts.Timeout)
+	defer cancel()
+	req, notifyAll, ref, err := h.credentials(ctx, string(pk.Connect.Username), pk.Connect.Password)
 	if err != nil {
+		if ref == refuseBadCredentials && h.opts.Throttle != nil {
+			h.opts.Throttle.Fail(ip)
+		}
 		return h.refuse(cl, ref, err.Error(), log)
 	}
 	log = log.With().Str("identity", req.Identity.String()).Logger()
+	if req.tokenIAT == 0 {
+		// A token's check includes the ban; a key login checks it here.
+		if err := h.opts.Service.CheckLogin(ctx, req.Identity); err != nil {
+			if chat.IsBanned(err) {
+				return h.refuse(cl, refuseBanned, chat.ErrorMessage(err), log)
+			}
+			log.Error().Err(err).Msg("login check failed")
+			return h.refuse(cl, refuseUnavailable, "login failed", log)
+		}
+	}
 	if ref, ok := h.keepalive(cl); !ok {
 		return h.refuse(cl, ref, "keepalive must be between the server's minimum and maximum", log)
 	}
 	if err := h.reg.check(cl.ID, req.Identity); err != nil {
 		return h.refuse(cl, connRefusal(err), err.Error(), log)
 	}
-	ctx, cancel := context.WithTimeout(h.opts.BaseContext, h.opts.Timeout)
-	defer cancel()
-	if err := h.opts.Service.Login(ctx, req); err != nil {
+	if err := h.opts.Service.Login(ctx, req.LoginRequest); err != nil {
 		if chat.ErrorCode(err) == chat.CodeInternal {
 			log.Error().Err(err).Msg("login failed")
 			return h.refuse(cl, refuseUnavailable, "login failed", log)
 		}
 		return h.refuse(cl, refuseBadCredentials, chat.ErrorMessage(err), log)
 	}
-	if err := h.reg.claim(cl, req.Identity, notifyAll); err != nil {
+	if err := h.reg.claim(cl, req.Identity, notifyAll, req.tokenIAT); err != nil {
 		return h.refuse(cl, connRefusal(err), err.Error(), log)
 	}
 	log.Debug().Msg("login accepted")
@@ -182,26 +205,54 @@ type authObject struct {
 // system.
 var errUnsupportedMode = errors.New("login mode not supported: no account provider is configured")
 
+// login is a checked CONNECT: the login to record and, for a token login,
+// when the token was issued (ms; 0 for a key login).
+type login struct {
+	chat.LoginRequest
+	tokenIAT int64
+}
+
+// looksLikeToken reports whether a password is a JWT (three base64url
+// parts, the first a JSON object): a MaxIM signature is hex,ts and an auth
+// object starts with '{'.
+func looksLikeToken(pw []byte) bool {
+	return bytes.HasPrefix(pw, []byte("eyJ")) && bytes.Count(pw, []byte(".")) == 2
+}
+
 // credentials checks Username and Password and returns the login to record.
 // On failure, ref says how to refuse.
-func (h *Auth) credentials(username string, password []byte) (req chat.LoginRequest, notifyAll bool, ref refusal, err error) {
+func (h *Auth) credentials(ctx context.Context, username string, password []byte) (lg login, notifyAll bool, ref refusal, err error) {
 	id, ok := broker.ParseUsername(username)
 	if !ok {
-		return req, false, refuseBadCredentials, errors.New("username must be a user id or passenger:<id>")
+		return lg, false, refuseBadCredentials, errors.New("username must be a user id or passenger:<id>")
 	}
-	req.Identity = id
+	lg.Identity = id
 	pw := bytes.TrimSpace(password)
 	if len(pw) == 0 {
-		return req, false, refuseBadCredentials, errors.New("password required")
+		return lg, false, refuseBadCredentials, errors.New("password required")
 	}
+	if looksLikeToken(pw) {
+		c, err := h.opts.Service.VerifyToken(ctx, string(pw), &id)
+		switch {
+		case chat.IsBanned(err):
+			return lg, false, refuseBanned, errors.New(chat.ErrorMessage(err))
+		case chat.ErrorCode(err) == chat.CodeInternal:
+			return lg, false, refuseUnavailable, errors.New("login failed")
+		case err != nil:
+			return lg, false, refuseBadCredentials, errors.New(chat.ErrorMessage(err))
+		}
+		lg.tokenIAT = max(c.IssuedAt.UnixMilli(), 1)
+		return lg, false, refusal{}, nil
+	}
+	req := &lg.LoginRequest
 	sign := string(pw)
 	if pw[0] == '{' {
 		var a authObject
 		if err := json.Unmarshal(pw, &a); err != nil {
-			return req, false, refuseBadCredentials, errors.New("malformed auth object")
+			return lg, false, refuseBadCredentials, errors.New("malformed auth object")
 		}
 		if a.App == nil || !h.opts.Auth.CheckApp(*a.App) {
-			return req, false, refuseBadCredentials, errors.New("unknown app")
+			return lg, false, refuseBadCredentials, errors.New("unknown app")
 		}
 		sign = a.Sign
 		// Precedence of docs/maxim.md §4.1: passenger > username > phone >
@@ -209,40 +260,44 @@ func (h *Auth) credentials(username string, password []byte) (req chat.LoginRequ
 		switch {
 		case !isNull(a.Passenger):
 			if id.Kind != chat.KindPassenger {
-				return req, false, refuseNotAuthorized, errors.New("a passenger login needs the username passenger:<id>")
+				return lg, false, refuseNotAuthorized, errors.New("a passenger login needs the username passenger:<id>")
 			}
 			attrs := chat.Attributes{}
 			if err := json.Unmarshal(a.Passenger, &attrs); err != nil {
-				return req, false, refuseBadCredentials, errors.New("passenger must be an object")
+				return lg, false, refuseBadCredentials, errors.New("passenger must be an object")
 			}
 			if raw, ok := attrs["id"]; ok && !isNull(raw) {
 				var pid string
 				if json.Unmarshal(raw, &pid) != nil || pid != id.ID {
-					return req, false, refuseNotAuthorized, errors.New("passenger.id does not match the username")
+					return lg, false, refuseNotAuthorized, errors.New("passenger.id does not match the username")
 				}
 			}
 			delete(attrs, "id")
 			req.Attributes = attrs
 		case !isNull(a.Username), !isNull(a.Phone), !isNull(a.OAuth):
-			return req, false, refuseNotAuthorized, errUnsupportedMode
+			return lg, false, refuseNotAuthorized, errUnsupportedMode
 		default:
 			if id.Kind != chat.KindUser {
-				return req, false, refuseNotAuthorized, errors.New("a passenger login needs the passenger object")
+				return lg, false, refuseNotAuthorized, errors.New("a passenger login needs the passenger object")
 			}
 			if a.Client != nil && *a.Client != id.ID {
-				return req, false, refuseNotAuthorized, errors.New("client does not match the username")
+				return lg, false, refuseNotAuthorized, errors.New("client does not match the username")
 			}
 			req.Install = a.Install
 			notifyAll = jsonTrue(a.NotifyAll)
 		}
 	}
 	if !h.opts.AllowRawKey && !strings.Contains(sign, ",") {
-		return req, false, refuseBadCredentials, errors.New("a signature md5(ts+key),ts is required")
+		return lg, false, refuseBadCredentials, errors.New("a signature md5(ts+key),ts is required")
 	}
-	if _, err := h.opts.Auth.VerifySign(sign); err != nil {
-		return req, false, refuseBadCredentials, errors.New(chat.ErrorMessage(err))
+	role, err := h.opts.Auth.VerifySign(sign)
+	if err != nil {
+		return lg, false, refuseBadCredentials, errors.New(chat.ErrorMessage(err))
 	}
-	return req, notifyAll, refusal{}, nil
+	if role == chat.RoleClient && h.opts.NoClientKey {
+		return lg, false, refuseBadCredentials, errors.New("the client key is not accepted: log in with a token")
+	}
+	return lg, notifyAll, refusal{}, nil
 }
 
 // OnDisconnect implements mqtt.Hook: a session that ends with its
@@ -262,6 +317,15 @@ func (h *Auth) Abort(cl *mqtt.Client) {
 	if sessionExpires(cl) {
 		h.reg.release(cl)
 	}
+}
+
+// remoteIP is the address part of a remote "host:port" (the whole
+// string when it has no port).
+func remoteIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
 }
 
 func isNull(raw json.RawMessage) bool {

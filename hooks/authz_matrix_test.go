@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,8 +35,11 @@ type matrixWorld struct {
 	inbox map[string]client // by identity key: user id, or "passenger:<id>"
 }
 
-func newMatrixWorld(t *testing.T) *matrixWorld {
-	e := newEnv(t, func(o *hooks.Options) { o.RateLimit = -1 })
+func newMatrixWorld(t *testing.T, withTokens bool) *matrixWorld {
+	e := newEnv(t, func(o *hooks.Options) { o.RateLimit = -1; o.NoClientKey = withTokens })
+	if withTokens {
+		e.tokens(t)
+	}
 	e.users(t, "me", "friend", "nonfriend", "own", "roomie", "other")
 	e.friends(t, "me", "friend")
 	e.seed(t, func(tx chat.Tx) error {
@@ -59,7 +63,7 @@ func newMatrixWorld(t *testing.T) *matrixWorld {
 	for _, u := range []string{"friend", "nonfriend", "own", "roomie", "other"} {
 		w.inbox[u] = e.userV5(t, u+"-1", u)
 	}
-	p, _ := e.connectV5(t, "p1-1", "passenger:p1", sign(), 0, nil)
+	p, _ := e.connectV5(t, "p1-1", "passenger:p1", e.password("passenger:p1"), 0, nil)
 	p.Subscribe(t, "passengers/p1/#")
 	w.inbox["passenger:p1"] = p
 	return w
@@ -207,26 +211,28 @@ func (w *matrixWorld) connectAs(t *testing.T, connect connectFn, id chat.Identit
 // Ensure the publish half of the matrix.
 func TestAuthzMatrix_Publish(t *testing.T) {
 	cells := 0
-	versions(t, func(t *testing.T, connect connectFn) {
-		w := newMatrixWorld(t)
-		for _, sender := range matrixPublishers {
-			n := 0
-			login := func() client {
-				n++
-				id := identity(sender.key)
-				return w.connectAs(t, connect, id, fmt.Sprintf("%s-%d", id.ID, n))
-			}
-			c := login()
-			for _, pc := range sender.cases {
-				t.Run(sender.key+"/"+pc.relation, func(t *testing.T) {
-					cells++
-					w.publish(t, c, sender.key, pc)
-				})
+	loginModes(t, func(t *testing.T, withTokens bool) {
+		versions(t, func(t *testing.T, connect connectFn) {
+			w := newMatrixWorld(t, withTokens)
+			for _, sender := range matrixPublishers {
+				n := 0
+				login := func() client {
+					n++
+					id := identity(sender.key)
+					return w.connectAs(t, connect, id, fmt.Sprintf("%s-%d", id.ID, n))
+				}
+				c := login()
+				for _, pc := range sender.cases {
+					t.Run(sender.key+"/"+pc.relation, func(t *testing.T) {
+						cells++
+						w.publish(t, c, sender.key, pc)
+					})
 
+				}
 			}
-		}
+		})
 	})
-	t.Logf("%d publish cells", cells)
+	t.Logf("%d publish cells (signature and token logins)", cells)
 }
 
 // publish runs one publish case from c, the client of sender.
@@ -300,56 +306,65 @@ func (w *matrixWorld) publish(t *testing.T, c client, sender string, pc pubCase)
 // granted, and nothing published to anyone else reaches a refused filter.
 func TestAuthzMatrix_Subscribe(t *testing.T) {
 	cells := 0
-	versions(t, func(t *testing.T, connect connectFn) {
-		w := newMatrixWorld(t)
-		for _, sub := range []struct {
-			key   string
-			cases []subCase
-		}{{"me", userSubscribes}, {"passenger:p2", passengerSubscribes}} {
-			id := identity(sub.key)
-			n := 0
-			login := func() client {
-				n++
-				return w.connectAs(t, connect, id, fmt.Sprintf("%s-s%d", id.ID, n))
-			}
-			c := login()
-			for _, sc := range sub.cases {
-				cells++
-				if sc.result == subMalformed {
-					v := byte(c.Version())
-					if !w.rawClosed(t, v, sub.key, rawSubscribe(v, sc.filter)) {
-						t.Errorf("%s subscribe %q: the connection is still open", sub.key, sc.filter)
+	loginModes(t, func(t *testing.T, withTokens bool) {
+		versions(t, func(t *testing.T, connect connectFn) {
+			w := newMatrixWorld(t, withTokens)
+			for _, sub := range []struct {
+				key   string
+				cases []subCase
+			}{{"me", userSubscribes}, {"passenger:p2", passengerSubscribes}} {
+				id := identity(sub.key)
+				n := 0
+				login := func() client {
+					n++
+					return w.connectAs(t, connect, id, fmt.Sprintf("%s-s%d", id.ID, n))
+				}
+				c := login()
+				for _, sc := range sub.cases {
+					cells++
+					if sc.result == subMalformed {
+						v := byte(c.Version())
+						if !w.rawClosed(t, v, sub.key, rawSubscribe(v, sc.filter)) {
+							t.Errorf("%s subscribe %q: the connection is still open", sub.key, sc.filter)
+						}
+						continue
 					}
-					continue
+					want := byte(0x87)
+					switch {
+					case sc.result == subGranted:
+						want = 1
+					case c.Version() < 5:
+						want = 0x80
+					}
+					if got := c.Subscribe(t, sc.filter); got != want {
+						t.Errorf("%s subscribe %q: %#x, want %#x", sub.key, sc.filter, got, want)
+					}
 				}
-				want := byte(0x87)
-				switch {
-				case sc.result == subGranted:
-					want = 1
-				case c.Version() < 5:
-					want = 0x80
+				// Events for everyone else, then a marker for c's identity:
+				// only the marker arrives (once per granted filter is fine).
+				for key := range w.inbox {
+					w.e.svc.Publisher.Publish(identity(key), "message", []byte(`"not for `+sub.key+`"`), "")
 				}
-				if got := c.Subscribe(t, sc.filter); got != want {
-					t.Errorf("%s subscribe %q: %#x, want %#x", sub.key, sc.filter, got, want)
+				for _, u := range []string{"me", "friend", "own", "other"} {
+					if chat.User(u) != id {
+						w.e.svc.Publisher.Publish(chat.User(u), "sys", []byte(`"not for you"`), "")
+					}
+				}
+				m := w.e.marker(id)
+				if got := nextEvent(t, c); !strings.HasSuffix(got.Topic, "/marker") || got.Payload != m {
+					t.Fatalf("%s received %s %s through a refused filter", sub.key, got.Topic, got.Payload)
 				}
 			}
-			// Events for everyone else, then a marker for c's identity:
-			// only the marker arrives (once per granted filter is fine).
-			for key := range w.inbox {
-				w.e.svc.Publisher.Publish(identity(key), "message", []byte(`"not for `+sub.key+`"`), "")
-			}
-			for _, u := range []string{"me", "friend", "own", "other"} {
-				if chat.User(u) != id {
-					w.e.svc.Publisher.Publish(chat.User(u), "sys", []byte(`"not for you"`), "")
-				}
-			}
-			m := w.e.marker(id)
-			if got := nextEvent(t, c); !strings.HasSuffix(got.Topic, "/marker") || got.Payload != m {
-				t.Fatalf("%s received %s %s through a refused filter", sub.key, got.Topic, got.Payload)
-			}
-		}
+		})
 	})
-	t.Logf("%d subscribe cells", cells)
+	t.Logf("%d subscribe cells (signature and token logins)", cells)
+}
+
+// loginModes runs f with signature logins (client_key_login on) and with
+// token logins (client_key_login off).
+func loginModes(t *testing.T, f func(t *testing.T, withTokens bool)) {
+	t.Run("signature", func(t *testing.T) { f(t, false) })
+	t.Run("token", func(t *testing.T) { f(t, true) })
 }
 
 // rawClosed logs in as username over a raw connection of version (4 or
@@ -370,7 +385,7 @@ func (w *matrixWorld) rawClosed(t *testing.T, version byte, username string, pkt
 	}
 	body = append(body, str(fmt.Sprintf("raw-%d", w.e.seq.Add(1)))...)
 	body = append(body, str(username)...)
-	body = append(body, str(sign())...)
+	body = append(body, str(w.e.password(username))...)
 	connect := mqttwire.Packet(0x10, body)
 	if _, err := c.Write(append(connect, pkt...)); err != nil {
 		t.Fatal(err)
@@ -425,4 +440,82 @@ func rawPublish(version byte, topic, payload string) []byte {
 	}
 	body = append(body, payload...)
 	return mqttwire.Packet(0x32, body)
+}
+
+// Ensure every login credential gets the documented CONNACK (docs/maxim.md
+// §2.4–§2.5), MQTT 3.1.1 and 5, with client_key_login on and off: tokens
+// log in as their subject only; expired, revoked, forged and foreign
+// tokens are bad credentials (0x86 / 4); a banned user is 0x8A / 5; the
+// client key works only while client_key_login is on, the master key
+// always. A refused login leaves no session.
+func TestAuthzMatrix_Login(t *testing.T) {
+	cells := 0
+	for _, keyLogin := range []bool{true, false} {
+		t.Run(fmt.Sprintf("client_key_login=%v", keyLogin), func(t *testing.T) {
+			e := newEnv(t, func(o *hooks.Options) { o.NoClientKey = !keyLogin })
+			e.users(t, "me", "friend", "banned", "revoked")
+			ctx := context.Background()
+			now := time.Now()
+			oldToken := mint(t, "revoked", now.Add(-time.Minute), now.Add(time.Hour))
+			if _, err := e.svc.RevokeTokens(ctx, chat.User("revoked")); err != nil {
+				t.Fatal(err)
+			}
+			acc, err := e.svc.Account(ctx, chat.User("revoked"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the clock past the revocation", func() bool { return time.Now().UnixMilli() > acc.NotBefore })
+			if _, err := e.svc.BanIdentity(ctx, chat.User("banned"), 0, "matrix"); err != nil {
+				t.Fatal(err)
+			}
+			type cell struct {
+				name, username, password string
+				v5                       byte // CONNACK reason; the 3.1.1 code follows
+			}
+			v3Of := map[byte]byte{0: 0, 0x86: 4, 0x8A: 5}
+			keyRC := byte(0)
+			if !keyLogin {
+				keyRC = 0x86
+			}
+			hour := now.Add(time.Hour)
+			table := []cell{
+				{"own token", "me", mint(t, "me", now, hour), 0},
+				{"passenger's own token", "passenger:p9", mint(t, "passenger:p9", now, hour), 0},
+				{"another user's token", "me", mint(t, "friend", now, hour), 0x86},
+				{"a user's token as its passenger namesake", "passenger:me", mint(t, "me", now, hour), 0x86},
+				{"expired token", "me", mint(t, "me", now.Add(-2*time.Hour), now.Add(-time.Hour)), 0x86},
+				{"revoked token", "revoked", oldToken, 0x86},
+				{"token minted after the revocation", "revoked", mint(t, "revoked", time.Now(), hour), 0},
+				{"forged token", "me", mint(t, "me", now, hour) + "x", 0x86},
+				{"banned user's token", "banned", mint(t, "banned", now, hour), 0x8A},
+				{"banned user's signature", "banned", chat.Sign(testMaster, now.UnixMilli()), 0x8A},
+				{"client key signature", "me", sign(), keyRC},
+				{"master key signature", "me", chat.Sign(testMaster, now.UnixMilli()), 0},
+			}
+			for _, c := range table {
+				for _, v := range []int{4, 5} {
+					cid := fmt.Sprintf("login-%d", e.seq.Add(1))
+					if v == 5 {
+						cl, _ := e.connectV5(t, cid, c.username, c.password, c.v5, nil)
+						if cl != nil {
+							cl.Close()
+						}
+					} else {
+						cl := e.connectV3(t, cid, c.username, c.password, true, v3Of[c.v5], nil)
+						if cl != nil {
+							cl.Close()
+						}
+					}
+					if c.v5 != 0 {
+						if _, ok := e.srv.MQTT().Clients.Get(cid); ok {
+							waitFor(t, "refused session "+cid+" gone", func() bool { _, ok := e.srv.MQTT().Clients.Get(cid); return !ok })
+						}
+					}
+					cells++
+				}
+			}
+			t.Logf("%d login cells", len(table)*2)
+		})
+	}
+	t.Logf("%d login cells in all", cells)
 }

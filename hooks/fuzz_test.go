@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -42,8 +43,8 @@ func FuzzCredentials(f *testing.F) {
 		f.Add(s[0], []byte(s[1]), false)
 	}
 	f.Fuzz(func(t *testing.T, username string, password []byte, allowRaw bool) {
-		h := &Auth{opts: Options{Auth: auth, AllowRawKey: allowRaw}}
-		req, _, ref, err := h.credentials(username, password)
+		h := &Auth{opts: Options{Auth: auth, AllowRawKey: allowRaw, Service: chat.NewService(nil, chat.Options{})}}
+		req, _, ref, err := h.credentials(context.Background(), username, password)
 		if err != nil {
 			switch ref {
 			case refuseBadCredentials, refuseNotAuthorized:

@@ -21,6 +21,7 @@ import (
 	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/internal/testwait"
 	"github.com/mqim/mqim/storage"
+	"github.com/mqim/mqim/token"
 )
 
 const (
@@ -39,6 +40,44 @@ type env struct {
 	srv  *broker.Server
 	addr string
 	seq  atomic.Int64
+	// pass, when set, is the password of a username (a token); nil: a
+	// fresh signature with the client key.
+	pass func(username string) string
+}
+
+// password returns the password the env's clients log in with.
+func (e *env) password(username string) string {
+	if e.pass != nil {
+		return e.pass(username)
+	}
+	return sign()
+}
+
+// testTokenSecret signs the env's tokens.
+const testTokenSecret = "a-token-secret-for-the-tests"
+
+// mint returns a token for username (a user id or passenger:<id>) issued
+// at iat and expiring at exp.
+func mint(t testing.TB, username string, iat, exp time.Time) string {
+	t.Helper()
+	codec, err := token.New(testTokenSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := chat.ParseTokenSubject(username)
+	if !ok {
+		t.Fatalf("mint: bad username %q", username)
+	}
+	tok, err := codec.Issue(chat.TokenClaims{Subject: id, IssuedAt: iat, Expires: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// tokens makes e's clients log in with tokens.
+func (e *env) tokens(t testing.TB) {
+	e.pass = func(username string) string { return mint(t, username, time.Now(), time.Now().Add(time.Hour)) }
 }
 
 // newEnv starts the server; edit adjusts the hook options.
@@ -78,6 +117,11 @@ func startEnv(t *testing.T, c envConfig) *env {
 		c.chat(&co)
 	}
 	svc := chat.NewService(db, co)
+	codec, err := token.New(testTokenSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Tokens = codec
 	if c.svc != nil {
 		c.svc(svc)
 	}
@@ -299,7 +343,7 @@ func (e *env) connectV3(t *testing.T, clientID, username, password string, clean
 // inbox.
 func (e *env) userV3(t *testing.T, clientID, id string) *v3 {
 	t.Helper()
-	c := e.connectV3(t, clientID, id, sign(), true, 0, nil)
+	c := e.connectV3(t, clientID, id, e.password(id), true, 0, nil)
 	c.Subscribe(t, "users/"+id+"/#")
 	return c
 }
@@ -385,7 +429,7 @@ func (e *env) connectV5(t *testing.T, clientID, username, password string, wantR
 // inbox.
 func (e *env) userV5(t *testing.T, clientID, id string) *v5 {
 	t.Helper()
-	c, _ := e.connectV5(t, clientID, id, sign(), 0, nil)
+	c, _ := e.connectV5(t, clientID, id, e.password(id), 0, nil)
 	c.Subscribe(t, "users/"+id+"/#")
 	return c
 }

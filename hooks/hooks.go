@@ -47,6 +47,11 @@ type Options struct {
 	// sign of an auth object). Off by default: a raw key never expires, a
 	// signature does (docs/protocol.md §2 names only signatures).
 	AllowRawKey bool
+	// NoClientKey refuses logins signed with the client key (tokens and
+	// the master key only; app.client_key_login false).
+	NoClientKey bool
+	// Throttle counts failed logins per address; nil: no throttling.
+	Throttle *chat.LoginThrottle
 	// MinKeepalive and MaxKeepalive bound the keepalive of a connection. An
 	// MQTT 5 client outside them (0 included) is told the server's value
 	// (Server Keep Alive); an MQTT 3.1.1 client below the minimum is held to
@@ -120,6 +125,7 @@ func Register(b *broker.Server, opts Options) error {
 	reg := newRegistry(b.MQTT())
 	reg.maxPerIdentity = opts.MaxConnectionsPerUser
 	b.SetSessions(reg.hasOther)
+	opts.Service.Connections = reg
 	limiter := chat.NewRateLimiter(opts.RateLimit, opts.RateBurst)
 	for _, h := range []mqtt.Hook{
 		&Presence{reg: reg, opts: opts},
@@ -164,6 +170,9 @@ type owner struct {
 	cl        *mqtt.Client // the connection that last logged in with the client id
 	notifyAll bool
 	online    *mqtt.Client // the connection registered in Presence; nil: none
+	// tokenIAT is when the token cl logged in with was issued (ms); 0: a
+	// key login.
+	tokenIAT int64
 	// recent are the last QoS 1/2 says accepted from this client id, to
 	// recognise a retransmission (DUP) after a lost PUBACK.
 	recent [recentSays]said
@@ -254,7 +263,7 @@ func (r *registry) hasOther(id chat.Identity, except string) bool {
 
 // claim binds clientID to id for connection cl, after check and the login
 // succeeded. It checks again, since another login may have raced.
-func (r *registry) claim(cl *mqtt.Client, id chat.Identity, notifyAll bool) error {
+func (r *registry) claim(cl *mqtt.Client, id chat.Identity, notifyAll bool, tokenIAT int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.checkLocked(cl.ID, id); err != nil {
@@ -276,7 +285,35 @@ func (r *registry) claim(cl *mqtt.Client, id chat.Identity, notifyAll bool) erro
 	}
 	o.cl = cl
 	o.notifyAll = notifyAll
+	o.tokenIAT = tokenIAT
 	return nil
+}
+
+// Disconnect implements chat.Connections: MQTT 5 clients get DISCONNECT
+// 0x98 administrative action, 3.1.1 clients a closed connection.
+func (r *registry) Disconnect(id chat.Identity, cause chat.KickCause, notBefore int64) int {
+	r.mu.Lock()
+	var cls []*mqtt.Client
+	for cid := range r.byIdentity[id] {
+		o := r.owners[cid]
+		if o == nil || o.cl == nil || o.cl.Closed() {
+			continue
+		}
+		if cause == chat.KickRevoked && (o.tokenIAT == 0 || o.tokenIAT > notBefore) {
+			continue
+		}
+		cls = append(cls, o.cl)
+	}
+	r.mu.Unlock()
+	for _, cl := range cls {
+		if cl.Properties.ProtocolVersion < 5 {
+			// MQTT 3.1.1 has no server DISCONNECT: close the connection.
+			cl.Stop(packets.ErrAdministrativeAction)
+			continue
+		}
+		_ = r.srv.DisconnectClient(cl, packets.ErrAdministrativeAction) // the connection is closed either way
+	}
+	return len(cls)
 }
 
 // authenticated reports whether cl is the connection that claimed its

@@ -53,9 +53,9 @@ func (e *env) passenger(t *testing.T, connect connectFn, clientID, pid string) c
 	probe := connect(e, t, clientID+"-probe", "probe")
 	var c client
 	if probe.Version() == 5 {
-		c, _ = e.connectV5(t, clientID, "passenger:"+pid, sign(), 0, nil)
+		c, _ = e.connectV5(t, clientID, "passenger:"+pid, e.password("passenger:"+pid), 0, nil)
 	} else {
-		c = e.connectV3(t, clientID, "passenger:"+pid, sign(), true, 0, nil)
+		c = e.connectV3(t, clientID, "passenger:"+pid, e.password("passenger:"+pid), true, 0, nil)
 	}
 	probe.Close()
 	c.Subscribe(t, "passengers/"+pid+"/#")

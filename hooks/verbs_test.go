@@ -443,7 +443,7 @@ func js(format string, args ...any) string { return fmt.Sprintf(format, args...)
 func TestAuthzMatrix_Verbs(t *testing.T) {
 	cells := 0
 	versions(t, func(t *testing.T, connect connectFn) {
-		w := newMatrixWorld(t)
+		w := newMatrixWorld(t, false)
 		for _, sender := range matrixPublishers {
 			id := identity(sender.key)
 			c := w.connectAs(t, connect, id, id.ID+"-verbs")

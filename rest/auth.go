@@ -8,48 +8,98 @@ import (
 	"github.com/mqim/mqim/chat"
 )
 
-// localRole is the c.Locals key of the authenticated chat.Role.
-const localRole = "mqim.role"
+// localCaller is the c.Locals key of the authenticated *caller.
+const localCaller = "mqim.caller"
 
-// Credential headers (docs/maxim.md §2.2).
+// Credential headers (docs/maxim.md §2.2, §2.4).
 const (
 	headerAppID     = "X-ML-AppId"
 	headerSign      = "X-ML-Request-Sign"
 	headerAPIKey    = "X-ML-APIKey"
 	headerMasterKey = "X-ML-MasterKey"
+	headerAuth      = "Authorization"
 )
 
-// authenticate requires the app id and at least one valid credential
-// (docs/maxim.md §2.2): X-ML-Request-Sign (signed, or a raw key),
-// X-ML-APIKey (raw key, what SDK-JS4 sends) or X-ML-MasterKey (raw master
-// key). The best role any of them grants is kept for requireMaster.
-// Preflights, /healthz and the attachment downloads (fetched by plain
-// <img> tags, which send no headers) are not authenticated.
+// caller is who made a request: an app key (role), or the holder of a
+// token (token true, subject its identity).
+type caller struct {
+	role    chat.Role
+	token   bool
+	subject chat.Identity
+}
+
+// master reports whether the caller used the master key.
+func (c *caller) master() bool { return !c.token && c.role == chat.RoleMaster }
+
+// callerOf returns the request's caller (nil before authenticate).
+func callerOf(c *fiber.Ctx) *caller {
+	cl, _ := c.Locals(localCaller).(*caller)
+	return cl
+}
+
+// authenticate requires credentials: a bearer token (docs/maxim.md §2.4),
+// or the app id and at least one valid key credential (§2.2):
+// X-ML-Request-Sign (signed, or a raw key), X-ML-APIKey (raw key, what
+// SDK-JS4 sends) or X-ML-MasterKey (raw master key). The best role any of
+// them grants is kept. Preflights, /healthz and the attachment downloads
+// (fetched by plain <img> tags, which send no headers) are not
+// authenticated. A failed attempt counts against the client's address in
+// the login throttle.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	path := c.Path()
 	if c.Method() == fiber.MethodOptions || strings.HasPrefix(path, "/healthz") || strings.HasPrefix(path, "/attachments/") {
 		return c.Next()
 	}
-	role, err := s.credentials(c)
+	ip := c.IP()
+	if s.opts.Throttle != nil && !s.opts.Throttle.Allow(ip) {
+		return errThrottled()
+	}
+	cl, err := s.credentials(c)
 	if err != nil {
+		if s.opts.Throttle != nil && !chat.IsBanned(err) && chat.ErrorCode(err) == chat.CodeUnauthorized {
+			s.opts.Throttle.Fail(ip)
+		}
+		if chat.IsBanned(err) {
+			return &statusError{status: fiber.StatusForbidden, err: chat.Errorf(chat.CodeUnauthorized, "%s", chat.ErrorMessage(err))}
+		}
 		return err
 	}
-	c.Locals(localRole, role)
+	c.Locals(localCaller, cl)
+	if err := s.authorize(c, cl); err != nil {
+		return err
+	}
 	return c.Next()
 }
 
-func (s *Server) credentials(c *fiber.Ctx) (chat.Role, error) {
+func (s *Server) credentials(c *fiber.Ctx) (*caller, error) {
 	auth := s.opts.Auth
 	app := c.Get(headerAppID)
+	if v := c.Get(headerAuth); v != "" {
+		tok, ok := strings.CutPrefix(v, "Bearer ")
+		if !ok {
+			return nil, chat.Errorf(chat.CodeUnauthorized, "Authorization must be Bearer <token>")
+		}
+		if app != "" && !auth.CheckApp(app) {
+			return nil, chat.Errorf(chat.CodeUnauthorized, "unknown app")
+		}
+		claims, err := s.svc.VerifyToken(reqCtx(c), strings.TrimSpace(tok), nil)
+		if err != nil {
+			return nil, err
+		}
+		return &caller{token: true, subject: claims.Subject}, nil
+	}
 	if app == "" {
-		return chat.RoleNone, chat.Errorf(chat.CodeUnauthorized, "missing X-ML-AppId")
+		return nil, chat.Errorf(chat.CodeUnauthorized, "missing X-ML-AppId")
 	}
 	if !auth.CheckApp(app) {
-		return chat.RoleNone, chat.Errorf(chat.CodeUnauthorized, "unknown app")
+		return nil, chat.Errorf(chat.CodeUnauthorized, "unknown app")
 	}
 	role := chat.RoleNone
 	var firstErr error
 	try := func(r chat.Role, err error) {
+		if err == nil && r == chat.RoleClient && s.opts.NoClientKey {
+			err = chat.Errorf(chat.CodeUnauthorized, "the client key is not accepted: use a token or the master key")
+		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -72,34 +122,15 @@ func (s *Server) credentials(c *fiber.Ctx) (chat.Role, error) {
 		try(r, err)
 	}
 	if role != chat.RoleNone {
-		return role, nil
+		return &caller{role: role}, nil
 	}
 	if firstErr != nil {
-		return chat.RoleNone, firstErr
+		return nil, firstErr
 	}
-	return chat.RoleNone, chat.Errorf(chat.CodeUnauthorized, "missing credentials: send X-ML-Request-Sign, X-ML-APIKey or X-ML-MasterKey")
+	return nil, chat.Errorf(chat.CodeUnauthorized, "missing credentials: send Authorization: Bearer <token>, X-ML-Request-Sign, X-ML-APIKey or X-ML-MasterKey")
 }
 
-// requireMaster refuses a request authenticated without the master key when
-// StrictAdmin is on (403/5003, docs/maxim.md §2.3). Admin endpoints call it
-// first: POST /system*, DELETE /groups/{id}, DELETE /groups/{id}/chats,
-// DELETE /rooms/{id}, PUT /groups/{id}.
-func (s *Server) requireMaster(c *fiber.Ctx) error {
-	if !s.opts.StrictAdmin {
-		return nil
-	}
-	if r, ok := c.Locals(localRole).(chat.Role); ok && r == chat.RoleMaster {
-		return nil
-	}
-	return errForbidden()
-}
-
-// adminOnly wraps an admin handler with requireMaster.
-func (s *Server) adminOnly(h fiber.Handler) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if err := s.requireMaster(c); err != nil {
-			return err
-		}
-		return h(c)
-	}
+// errThrottled refuses an address past the failed-login limit.
+func errThrottled() error {
+	return chat.Errorf(chat.CodeRateLimited, "too many failed logins from this address: try again in a minute")
 }

@@ -45,11 +45,6 @@ type statusError struct {
 func (e *statusError) Error() string { return e.err.Error() }
 func (e *statusError) Unwrap() error { return e.err }
 
-// errForbidden is the strict-admin refusal (docs/maxim.md §2.3).
-func errForbidden() error {
-	return &statusError{status: fiber.StatusForbidden, err: chat.Errorf(chat.CodeUnauthorized, "this endpoint requires the master key")}
-}
-
 // writeError writes err as a MaxIM error response and is the Fiber
 // ErrorHandler. Handlers (system.go and attachment.go included) can simply
 // return a *chat.Error, or any error, and let it land here; call it

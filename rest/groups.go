@@ -14,15 +14,13 @@ type listAPI struct {
 	path  string // "/groups"
 	param string // the id's route parameter: "gid"
 	attrs chat.AttrKind
-	// adminUpdate: PUT needs the admin key (G4; R4 does not).
-	adminUpdate bool
 	// renames: PUT takes "name" (R4). G4 processes only owner and members;
 	// name and other fields are ignored (docs/maxim.md §11 A4).
 	renames bool
 }
 
 var (
-	groupAPI = listAPI{kind: chat.GroupList, path: "/groups", param: "gid", attrs: chat.AttrGroup, adminUpdate: true}
+	groupAPI = listAPI{kind: chat.GroupList, path: "/groups", param: "gid", attrs: chat.AttrGroup}
 	roomAPI  = listAPI{kind: chat.RoomList, path: "/rooms", param: "rid", attrs: chat.AttrRoom, renames: true}
 )
 
@@ -30,7 +28,7 @@ var (
 func (s *Server) routeGroups(r fiber.Router) {
 	s.routeLists(r, groupAPI)
 	r.Get("/groups/:gid/chats", s.groupChats)
-	r.Delete("/groups/:gid/chats", s.adminOnly(s.clearGroupChats))
+	r.Delete("/groups/:gid/chats", s.clearGroupChats)
 }
 
 // routeRooms registers R1–R14 (docs/maxim.md §3.4). Rooms keep no history,
@@ -40,15 +38,12 @@ func (s *Server) routeRooms(r fiber.Router) { s.routeLists(r, roomAPI) }
 func (s *Server) routeLists(r fiber.Router, api listAPI) {
 	one := api.path + "/:" + api.param
 	update := s.updateList(api)
-	if api.adminUpdate {
-		update = s.adminOnly(update)
-	}
 	r.Post(api.path, s.createList(api))
 	r.Get(api.path, s.searchLists(api))
 	r.Get(one, s.getList(api))
 	r.Post(one, s.getList(api)) // G3b, R3b: SDK-JS4 load() posts a null body
 	r.Put(one, update)
-	r.Delete(one, s.adminOnly(s.deleteList(api)))
+	r.Delete(one, s.deleteList(api))
 	s.routeAttributes(r, one, api.param, api.attrs)
 	r.Post(one+"/members", s.listMembers(api, true, false))
 	r.Delete(one+"/members", s.listMembers(api, false, false))

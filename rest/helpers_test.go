@@ -19,6 +19,7 @@ import (
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/rest"
 	"github.com/mqim/mqim/storage"
+	"github.com/mqim/mqim/token"
 )
 
 // Test credentials: the golden vector's app and key (docs/maxim.md §2.1)
@@ -27,7 +28,29 @@ const (
 	testApp    = "569d84a0169e7d00012c7afe"
 	testKey    = "MjVvSjJUMTZveUR2d1hoNlVoQ0R1QQ"
 	testMaster = "bWFzdGVyLWtleS1mb3ItdGVzdHM"
+	// testTokenSecret signs the test server's tokens.
+	testTokenSecret = "a-token-secret-for-the-tests"
 )
+
+// bearer returns the headers of a token caller.
+func bearer(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
+
+// mint returns a token for id issued at iat (ms) and expiring at exp (ms),
+// signed like the server's.
+func mint(t testing.TB, id chat.Identity, iat, exp int64) string {
+	t.Helper()
+	codec, err := token.New(testTokenSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := codec.Issue(chat.TokenClaims{Subject: id, IssuedAt: time.UnixMilli(iat), Expires: time.UnixMilli(exp)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
 
 // testServer is a real mqim REST server on 127.0.0.1:0 over a real Badger
 // store in a temp dir.
@@ -75,6 +98,11 @@ func (ts *testServer) start() {
 	}
 	svc := chat.NewService(db, chat.Options{AppID: testApp})
 	svc.Now = func() time.Time { return time.UnixMilli(ts.clock.Load()) }
+	codec, err := token.New(testTokenSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Tokens = codec
 	auth := &chat.Authenticator{
 		AppID:     testApp,
 		Keys:      []chat.Key{{Value: testKey, Role: chat.RoleClient}, {Value: testMaster, Role: chat.RoleMaster}},

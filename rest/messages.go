@@ -34,10 +34,7 @@ func (s *Server) recallMessage(c *fiber.Ctx) error {
 	if err := chat.CheckID("user", ids[0]); err != nil {
 		return err
 	}
-	master := false
-	if r, ok := c.Locals(localRole).(chat.Role); ok && r == chat.RoleMaster {
-		master = true
-	}
+	master := callerOf(c).master()
 	ref := chat.ConvRef{Kind: ids[1], ID: ids[2]}
 	if _, err := s.svc.Recall(reqCtx(c), chat.User(ids[0]), master, ref, seq); err != nil {
 		return forbidden(err)

@@ -98,6 +98,9 @@ func queryPairs(c *fiber.Ctx) [][2]string {
 // 413/5010. Bodies are streamed (server.go), so it reads at most
 // BodyLimit+1 bytes whatever the client sends; c.Body() would read it all.
 func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
+	if b, ok := c.Locals(localBody).([]byte); ok {
+		return b, nil // read before, by the access policy
+	}
 	limit := s.opts.BodyLimit
 	tooLarge := errBodyTooLarge(limit)
 	if c.Request().Header.ContentLength() > limit {
@@ -118,8 +121,12 @@ func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
 		return nil, tooLarge
 	}
 	c.Locals(localBodyRead, true)
+	c.Locals(localBody, b)
 	return b, nil
 }
+
+// localBody is the c.Locals key of a request body already read.
+const localBody = "mqim.body"
 
 // errBodyTooLarge is the answer to a JSON body past BodyLimit.
 func errBodyTooLarge(limit int) error {

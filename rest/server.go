@@ -36,6 +36,11 @@ type Options struct {
 	// StrictAdmin makes admin endpoints require the master key (403/5003
 	// otherwise), docs/maxim.md §2.3.
 	StrictAdmin bool
+	// NoClientKey refuses the client key (signature or raw): token callers
+	// and the master key only (app.client_key_login false).
+	NoClientKey bool
+	// Throttle counts failed logins per address; nil: no throttling.
+	Throttle *chat.LoginThrottle
 	// Attachments stores uploaded files; nil disables /attachment.
 	Attachments *attachment.Store
 	// BodyLimit is the largest JSON request body in bytes (default 1 MiB);
@@ -122,6 +127,7 @@ func (s *Server) routes() {
 	s.routeAttachments(s.app)
 	s.routeMessages(s.app)
 	s.routeConversations(s.app)
+	s.routeAccounts(s.app)
 }
 
 // App returns the Fiber app (tests use app.Test).
@@ -259,7 +265,7 @@ func requestLog(c *fiber.Ctx, base zerolog.Logger) *zerolog.Logger {
 // MaxIM headers.
 const (
 	corsMethods = "GET, POST, PUT, DELETE, OPTIONS"
-	corsHeaders = "content-type, x-ml-appid, x-ml-apikey, x-ml-request-sign, x-ml-masterkey, x-parrot-version, x-ml-session-token"
+	corsHeaders = "content-type, x-ml-appid, x-ml-apikey, x-ml-request-sign, x-ml-masterkey, authorization, x-parrot-version, x-ml-session-token"
 )
 
 // cors answers preflights and marks every response as readable from any

@@ -47,6 +47,7 @@ type userDetailDTO struct {
 	Groups     []string        `json:"groups"`
 	Rooms      []string        `json:"rooms"`
 	TS         int64           `json:"ts"`
+	Banned     *banDTO         `json:"banned,omitempty"`
 }
 
 // friendshipDTO is U8.
@@ -110,10 +111,18 @@ func (s *Server) getUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(userDetailDTO{
+	out := userDetailDTO{
 		Attributes: d.Attributes, Installs: d.Installs, Sessions: d.Sessions,
 		Friends: d.Friends, Groups: d.Groups, Rooms: d.Rooms, TS: d.TS,
-	})
+	}
+	ban, err := s.svc.ActiveBan(reqCtx(c), chat.User(uid))
+	if err != nil {
+		return err
+	}
+	if ban != nil {
+		out.Banned = &banDTO{Until: ban.Until, Reason: ban.Reason, TS: ban.TS}
+	}
+	return c.JSON(out)
 }
 
 // routeAttributes registers the five attribute endpoints of an object kind

@@ -27,6 +27,7 @@ const (
 	tagReadCursor = "cr" // cr␀<reader>␀<conv>           → <seq:8>
 	tagSeqIndex   = "n"  // n␀<conv>␀<seq/64:8>          → <ts:8>
 	tagEdit       = "mv" // mv␀<conv>␀<seq:8><ts:8>      → editValue (earlier version)
+	tagAccount    = "a"  // a␀<kind>:<id>                → Account (token revocation, ban)
 )
 
 // listTags are the tags of each kind of member list: its objects and its

@@ -372,3 +372,22 @@ func (t *tx) Strangers(uid string) ([]*chat.Stranger, error) {
 	})
 	return out, nil
 }
+
+// Accounts: the access state of an identity (token revocation, ban),
+// kept apart from the user so that erasing a user keeps its revocation.
+
+// Account returns the access state stored under id (Identity.String()).
+func (t *tx) Account(id string) (*chat.Account, error) {
+	if badPart(id) {
+		return nil, chat.Errorf(chat.CodeNotFound, "account %q not found", id)
+	}
+	return get[chat.Account](t, key(tagAccount, id), "account", id)
+}
+
+// PutAccount creates or replaces a.
+func (t *tx) PutAccount(a *chat.Account) error {
+	if err := checkParts("account", a.ID); err != nil {
+		return err
+	}
+	return t.set(key(tagAccount, a.ID), a, "account", a.ID)
+}

@@ -20,6 +20,7 @@ type Config struct {
 	DataDir string        `yaml:"data_dir"`
 	Log     LogConfig     `yaml:"log"`
 	App     AppConfig     `yaml:"app"`
+	Auth    AuthConfig    `yaml:"auth"`
 	HTTP    HTTPConfig    `yaml:"http"`
 	MQTT    MQTTConfig    `yaml:"mqtt"`
 	Storage StorageConfig `yaml:"storage"`
@@ -41,6 +42,21 @@ type AppConfig struct {
 	MasterKey     string        `yaml:"master_key"` // admin key
 	SignTolerance time.Duration `yaml:"sign_tolerance"`
 	StrictAdmin   bool          `yaml:"strict_admin"`
+	// ClientKeyLogin: the client key (signature or raw) authenticates
+	// logins and REST calls; false: users need tokens, admins the master
+	// key.
+	ClientKeyLogin bool `yaml:"client_key_login"`
+}
+
+// AuthConfig holds the tokens and the login throttle.
+type AuthConfig struct {
+	// TokenSecret signs the JWTs of POST /tokens; empty: generated into the
+	// credentials file.
+	TokenSecret string        `yaml:"token_secret"`
+	TokenTTL    time.Duration `yaml:"token_ttl"`
+	// MaxFailures is how many failed logins one IP may make in a minute
+	// before it is refused for a minute; 0 turns throttling off.
+	MaxFailures int `yaml:"max_failures"`
 }
 
 // HTTPConfig is the REST listener.
@@ -95,7 +111,8 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir: "./data",
 		Log:     LogConfig{Level: "info"},
-		App:     AppConfig{SignTolerance: 15 * time.Minute},
+		App:     AppConfig{SignTolerance: 15 * time.Minute, ClientKeyLogin: true},
+		Auth:    AuthConfig{TokenTTL: 720 * time.Hour, MaxFailures: 10},
 		HTTP: HTTPConfig{
 			Addr:            ":8080",
 			BodyLimit:       1 << 20,
@@ -149,6 +166,8 @@ var envVars = []struct {
 	{"MQIM_MASTER_KEY", func(c *Config, v string) error { c.App.MasterKey = v; return nil }},
 	{"MQIM_SIGN_TOLERANCE", func(c *Config, v string) error { return setDuration(&c.App.SignTolerance, v) }},
 	{"MQIM_STRICT_ADMIN", func(c *Config, v string) error { return setBool(&c.App.StrictAdmin, v) }},
+	{"MQIM_CLIENT_KEY_LOGIN", func(c *Config, v string) error { return setBool(&c.App.ClientKeyLogin, v) }},
+	{"MQIM_TOKEN_SECRET", func(c *Config, v string) error { c.Auth.TokenSecret = v; return nil }},
 	{"MQIM_SYNC_WRITES", func(c *Config, v string) error { return setBool(&c.Storage.SyncWrites, v) }},
 	{"MQIM_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"MQIM_PUBLIC_URL", func(c *Config, v string) error { c.Attach.PublicURL = v; return nil }},
@@ -201,6 +220,15 @@ func (c *Config) Validate() error {
 	}
 	if c.App.SignTolerance < 0 {
 		errs = append(errs, errors.New("app.sign_tolerance must not be negative"))
+	}
+	if c.Auth.TokenTTL <= 0 {
+		errs = append(errs, errors.New("auth.token_ttl must be positive"))
+	}
+	if c.Auth.TokenSecret != "" && len(c.Auth.TokenSecret) < 16 {
+		errs = append(errs, errors.New("auth.token_secret must be at least 16 bytes"))
+	}
+	if c.Auth.MaxFailures < 0 {
+		errs = append(errs, errors.New("auth.max_failures must not be negative (0: off)"))
 	}
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr must not be empty"))

@@ -115,7 +115,7 @@ func envOf(t *testing.T) map[string]string {
 	m := map[string]string{}
 	for _, e := range envVars {
 		var changed []string
-		for _, v := range []string{"7s", "true", "http://probe.invalid"} {
+		for _, v := range []string{"7s", "true", "http://probe.invalid", "false"} {
 			c := DefaultConfig()
 			if e.apply(&c, v) != nil {
 				continue

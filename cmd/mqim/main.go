@@ -20,6 +20,7 @@ import (
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/rest"
 	"github.com/mqim/mqim/storage"
+	"github.com/mqim/mqim/token"
 )
 
 // version is set by the linker (-X main.version=...).
@@ -64,9 +65,12 @@ type Main struct {
 	DB      *storage.DB
 	Service *chat.Service
 	Auth    *chat.Authenticator
-	HTTP    *rest.Server
-	mqtt    mqttParts   // owned by mqtt.go
-	attach  attachParts // owned by attach.go
+	// Throttle counts failed logins per address, over MQTT and REST (nil:
+	// auth.max_failures 0).
+	Throttle *chat.LoginThrottle
+	HTTP     *rest.Server
+	mqtt     mqttParts   // owned by mqtt.go
+	attach   attachParts // owned by attach.go
 
 	checkOnly bool
 }
@@ -138,6 +142,14 @@ func (m *Main) Run(ctx context.Context) error {
 		RecallWindow: chatWindow(c.Chat.RecallWindow),
 		EditWindow:   chatWindow(c.Chat.EditWindow),
 	})
+	codec, err := token.New(c.Auth.TokenSecret)
+	if err != nil {
+		return fmt.Errorf("auth.token_secret: %w", err)
+	}
+	m.Service.Tokens, m.Service.TokenTTL = codec, c.Auth.TokenTTL
+	if c.Auth.MaxFailures > 0 {
+		m.Throttle = chat.NewLoginThrottle(c.Auth.MaxFailures, 0)
+	}
 	m.Service.Log = slog.New(zerolog.NewSlogHandler(m.Log.With().Str("component", "chat").Logger()))
 
 	if err := m.openAttachments(); err != nil {
@@ -151,6 +163,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Service:     m.Service,
 		Auth:        m.Auth,
 		StrictAdmin: c.App.StrictAdmin,
+		NoClientKey: !c.App.ClientKeyLogin,
+		Throttle:    m.Throttle,
 		Attachments: m.attach.store,
 		BodyLimit:   c.HTTP.BodyLimit,
 		// Multipart overhead on top of the largest attachment.
@@ -202,9 +216,10 @@ func newLogger(c LogConfig, base zerolog.Logger) zerolog.Logger {
 // credentials is the file kept in the data directory when the server
 // generated the app credentials itself.
 type credentials struct {
-	AppID     string `json:"app_id"`
-	Key       string `json:"key"`
-	MasterKey string `json:"master_key"`
+	AppID       string `json:"app_id"`
+	Key         string `json:"key"`
+	MasterKey   string `json:"master_key"`
+	TokenSecret string `json:"token_secret,omitempty"`
 }
 
 // loadCredentials fills missing app credentials: from the data directory if
@@ -212,7 +227,7 @@ type credentials struct {
 // printed once.
 func (m *Main) loadCredentials() error {
 	c := &m.Config.App
-	if c.ID != "" && c.Key != "" && c.MasterKey != "" {
+	if c.ID != "" && c.Key != "" && c.MasterKey != "" && m.Config.Auth.TokenSecret != "" {
 		return nil
 	}
 	path := filepath.Join(m.Config.DataDir, "credentials.json")
@@ -223,11 +238,17 @@ func (m *Main) loadCredentials() error {
 		if err := json.Unmarshal(b, &saved); err != nil {
 			return fmt.Errorf("credentials %s: %w", path, err)
 		}
+		if saved.TokenSecret == "" {
+			// A file from before tokens: it gains a secret.
+			saved.TokenSecret = chat.RandomHex(32)
+			if err := writeCredentials(path, saved); err != nil {
+				return err
+			}
+		}
 	case errors.Is(err, os.ErrNotExist):
-		saved = credentials{AppID: chat.RandomHex(12), Key: chat.RandomHex(15), MasterKey: chat.RandomHex(15)}
-		b, _ := json.MarshalIndent(saved, "", "  ")
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return fmt.Errorf("credentials: %w", err)
+		saved = credentials{AppID: chat.RandomHex(12), Key: chat.RandomHex(15), MasterKey: chat.RandomHex(15), TokenSecret: chat.RandomHex(32)}
+		if err := writeCredentials(path, saved); err != nil {
+			return err
 		}
 		// Stored above; a banner that fails to print is still in the file.
 		_, _ = fmt.Fprintf(m.Out, "mqim generated app credentials (kept in %s):\n  app id:     %s\n  key:        %s\n  master key: %s\n",
@@ -243,6 +264,22 @@ func (m *Main) loadCredentials() error {
 	}
 	if c.MasterKey == "" {
 		c.MasterKey = saved.MasterKey
+	}
+	if m.Config.Auth.TokenSecret == "" {
+		m.Config.Auth.TokenSecret = saved.TokenSecret
+	}
+	return nil
+}
+
+// writeCredentials stores the credentials file (0600), atomically.
+func writeCredentials(path string, c credentials) error {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("credentials: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("credentials: %w", err)
 	}
 	return nil
 }

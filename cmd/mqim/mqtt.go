@@ -89,6 +89,8 @@ func (m *Main) startMQTT(_ context.Context) error {
 		Service:               m.Service,
 		Auth:                  m.Auth,
 		AllowRawKey:           c.AllowRawKey,
+		NoClientKey:           !m.Config.App.ClientKeyLogin,
+		Throttle:              m.Throttle,
 		MinKeepalive:          c.MinKeepalive,
 		MaxKeepalive:          c.MaxKeepalive,
 		Timeout:               c.HookTimeout,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,4 +58,51 @@ func TestMain_READMEQuickStart(t *testing.T) {
 	if gid := lines[4]; len(gid) != 32 || !strings.Contains(lines[5], gid) {
 		t.Errorf("group id line %q, detail %q", gid, lines[5])
 	}
+}
+
+// Ensure the README's token flow works as written against the real binary
+// with curl, jq and mosquitto_pub: the block after <!-- tokenflow --> runs
+// with bash, with only the data directory and the ports replaced.
+func TestMain_READMETokenFlow(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "jq", "mosquitto_pub"} {
+		_, err := exec.LookPath(tool)
+		needTool(t, tool, "apt-get install curl jq mosquitto-clients", err != nil)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- tokenflow -->\n```sh\n")
+	script, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no token flow block after <!-- tokenflow -->")
+	}
+	work := t.TempDir()
+	p := startMQIM(t, filepath.Join(work, "data"))
+	host, port, _ := net.SplitHostPort(p.MQTT)
+	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", p.HTTP)
+	script = strings.ReplaceAll(script, "-h 127.0.0.1 -p 1883", "-h "+host+" -p "+port)
+
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = work
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("token flow failed: %v\n%s", err, out)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !strings.HasPrefix(l, "Connection error") && !strings.HasPrefix(l, "Error:") {
+			lines = append(lines, l) // mosquitto_pub's own complaint before "refused"
+		}
+	}
+	want := []string{`[{"speaker":"alice","content":{"media":0,"body":"hi bob"}`, `{"errorCode":5003,`, "refused"}
+	if len(lines) != len(want) {
+		t.Fatalf("token flow printed %d lines, want %d:\n%s", len(lines), len(want), out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], w)
+		}
+	}
+	t.Logf("output:\n%s", out)
 }
