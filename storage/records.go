@@ -459,31 +459,12 @@ func (db *DB) DeleteRecords(ctx context.Context, conv chat.Conv) error {
 	defer st.mu.Unlock()
 	db.barrier() // appends of conv queued earlier are committed now
 
-	wb := db.bdb.NewWriteBatch()
 	// The cursor stays: sequence numbers continue after a wipe, so a client
 	// syncing "since seq N" never sees a number reused. The records go with
 	// their earlier versions and their seq index.
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		for _, p := range [][]byte{recPrefix(conv), editPrefix(conv), seqIndexPrefix(conv)} {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
-			for it.Rewind(); it.Valid(); it.Next() {
-				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-					it.Close()
-					return err
-				}
-			}
-			it.Close()
-		}
-		return nil
-	})
-	if err != nil {
-		wb.Cancel()
-		return fmt.Errorf("storage: delete records of %q: %w", conv, err)
-	}
-	if err := wb.Flush(); err != nil {
-		// Some deletes may have been committed: reload the cursor next time.
-		st.loaded = false
-		return fmt.Errorf("storage: delete records of %q: %w", conv, err)
+	if err := db.deletePrefixes(fmt.Sprintf("records of %q", conv), recPrefix(conv), editPrefix(conv), seqIndexPrefix(conv)); err != nil {
+		st.loaded = false // some deletes may have been committed: reload the cursor
+		return err
 	}
 	return nil
 }
