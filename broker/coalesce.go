@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/internal/mqttcheck"
 )
 
 // Acknowledgement coalescing.
@@ -50,7 +52,52 @@ func (f *framer) Write(p []byte) (int, error) {
 		f.acks = append(f.acks, p...)
 		return len(p), nil
 	}
+	if f.v311 {
+		if i := disconnectAt(p); i >= 0 {
+			return f.dropDisconnectLocked(p, i)
+		}
+	}
 	return f.writeLocked(p)
+}
+
+// A server DISCONNECT exists in MQTT 5 only: MQTT 3.1.1 allows DISCONNECT
+// from the client alone (§3.14), and its clients treat one from the server
+// as a protocol error. mochi writes one to a 3.1.1 client anyway when
+// another connection takes its session over (0x8E, in
+// inheritClientSession); the framer writes the packets before it, drops it
+// and closes the connection, which is all a 3.1.1 client may see.
+// (Shutdown and kicks close 3.1.1 connections themselves.)
+
+// disconnectAt returns the offset in p of the first DISCONNECT among the
+// whole packets mochi wrote (each of its writes holds whole packets), or
+// -1.
+func disconnectAt(p []byte) int {
+	for off := 0; off < len(p); {
+		if p[off]>>4 == packets.Disconnect {
+			return off
+		}
+		rem, n := mqttcheck.Varint(p[off+1:])
+		if n <= 0 {
+			return -1
+		}
+		off += 1 + n + rem
+	}
+	return -1
+}
+
+// dropDisconnectLocked writes p up to the DISCONNECT at i and closes the
+// connection; p counts as written. The caller holds wmu.
+func (f *framer) dropDisconnectLocked(p []byte, i int) (int, error) {
+	if i > 0 {
+		if _, err := f.writeLocked(p[:i]); err != nil {
+			return 0, err
+		}
+	}
+	f.flushAcksLocked()
+	f.disarmAckTimer()
+	f.closed = true
+	_ = f.Conn.Close()
+	return len(p), nil
 }
 
 // isAck reports whether p is exactly one short PUBACK, PUBREC or PUBCOMP.

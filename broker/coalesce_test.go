@@ -203,3 +203,46 @@ func TestCoalesce_IsAck(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a DISCONNECT mochi writes to an MQTT 3.1.1 connection (a session
+// takeover) never reaches the wire: the packets before it in the same
+// write go out, pending acks too, and the connection is closed. An MQTT 5
+// connection gets it.
+func TestFramer_NoDisconnectFor311(t *testing.T) {
+	delivery := pk(0x32, `0003 't/b' 0007 'hello'`)
+	disconnect5 := []byte{packets.Disconnect << 4, 1, 0x8E}
+	for _, tc := range []struct {
+		connect, write, want []byte
+		closed               bool
+	}{
+		{connect4, []byte{packets.Disconnect << 4, 0}, puback(1), true},
+		{connect4, append(bytes.Clone(delivery), packets.Disconnect<<4, 0), append(puback(1), delivery...), true},
+		{connect5, disconnect5, append(puback(1), disconnect5...), false},
+	} {
+		c := newPipeConn()
+		f := newFramer(c, &testCfg)
+		c.in <- tc.connect
+		readPacket(t, f, tc.connect)
+		_, _ = f.Write(puback(1))
+		if n, err := f.Write(tc.write); n != len(tc.write) || err != nil {
+			t.Errorf("write %x: %d, %v", tc.write, n, err)
+		}
+		var all []byte
+		for _, b := range c.written() {
+			all = append(all, b...)
+		}
+		if !bytes.Equal(all, tc.want) {
+			t.Errorf("after %x: wire %x, want %x", tc.write, all, tc.want)
+		}
+		select {
+		case <-c.closed:
+			if !tc.closed {
+				t.Errorf("after %x: closed", tc.write)
+			}
+		default:
+			if tc.closed {
+				t.Errorf("after %x: not closed", tc.write)
+			}
+		}
+	}
+}

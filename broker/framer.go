@@ -82,6 +82,7 @@ type framer struct {
 	armed    bool // ackTimer is set to flush acks
 	waiting  bool // the read goroutine is (about to be) blocked on the connection
 	closed   bool
+	v311     bool // the CONNECT was MQTT 3.1.1: no DISCONNECT is written (disconnectAt)
 
 	buf    []byte // raw bytes read from the connection
 	r, w   int    // buf[r:w] is read but not yet handed on
@@ -293,6 +294,9 @@ func (f *framer) connect(flags byte, body []byte, n int) error {
 	switch {
 	case rc == mqttcheck.OK:
 		f.sess.Version, f.sess.Expiry, f.clientMax = ci.Level, ci.Expiry, ci.MaxPacket
+		f.wmu.Lock() // written by other goroutines than this one
+		f.v311 = ci.Level < 5
+		f.wmu.Unlock()
 		f.remain = n
 		return nil
 	case rc == mqttcheck.Silent:

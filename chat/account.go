@@ -53,13 +53,17 @@ func (e *BannedError) err() *Error {
 type KickCause uint8
 
 const (
-	// KickAdmin is POST /ctx/{uid}/kick and erasure.
+	// KickAdmin is POST /ctx/{uid}/kick.
 	KickAdmin KickCause = iota + 1
 	// KickBanned is a ban.
 	KickBanned
 	// KickRevoked is a token revocation: only sessions that logged in
 	// with a token issued before NotBefore are disconnected.
 	KickRevoked
+	// KickErased is an erasure: the live sessions are disconnected, and
+	// every persistent session of the identity, connected or not, is
+	// removed with its queued events.
+	KickErased
 )
 
 // Connections is the real-time layer's control over live sessions
@@ -67,7 +71,9 @@ const (
 type Connections interface {
 	// Disconnect ends the live sessions of id (MQTT 5: DISCONNECT 0x98)
 	// and returns how many. With KickRevoked, only the sessions that logged
-	// in with a token issued at or before notBefore (ms).
+	// in with a token issued at or before notBefore (ms). With KickErased,
+	// it also removes id's persistent sessions and their queued events,
+	// from memory and from the store, before it returns.
 	Disconnect(id Identity, cause KickCause, notBefore int64) int
 }
 

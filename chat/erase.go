@@ -6,8 +6,9 @@ import (
 	"slices"
 )
 
-// EraseUser removes user uid (docs/maxim.md §2.8): it ends its sessions,
-// then removes its context (attributes, installs), its friendships (both
+// EraseUser removes user uid (docs/maxim.md §2.8): it ends its sessions
+// and removes its persistent MQTT sessions with their queued events, then
+// removes its context (attributes, installs), its friendships (both
 // sides), its group and room memberships, its stranger associations (both
 // directions), its read cursors and conversation-list entries, and
 // revokes its tokens. With history, its friend and stranger conversations
@@ -18,7 +19,7 @@ func (s *Service) EraseUser(ctx context.Context, uid string, history bool) error
 		return err
 	}
 	id := User(uid)
-	s.disconnect(id, KickAdmin, 0)
+	s.disconnect(id, KickErased, 0)
 	now := s.nowMillis()
 	if err := s.updateAccount(ctx, id, func(a *Account) { a.NotBefore = now }); err != nil {
 		return err

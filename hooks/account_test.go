@@ -198,3 +198,38 @@ func TestThrottle_MQTT(t *testing.T) {
 	mu.Unlock()
 	e.connectV3(t, "after-a-minute", "alice", sign(), true, 0, from("127.0.0.1"))
 }
+
+// Ensure a session takeover (same client id, same identity) ends the old
+// connection as its version allows: MQTT 5 gets DISCONNECT 0x8E (session
+// taken over); an MQTT 3.1.1 client, which may not receive a DISCONNECT,
+// sees its connection closed with no byte after its CONNACK. The new
+// connection works.
+func TestAuth_TakeoverByVersion(t *testing.T) {
+	e := newEnv(t, nil)
+	e.users(t, "dave")
+	for _, v := range []byte{4, 5} {
+		id := fmt.Sprintf("dave-v%d", v)
+		first := rawLogin(t, e, v, id, "dave", sign())
+		second := rawLogin(t, e, v, id, "dave", sign())
+		if v == 5 {
+			if got := first.ended(t); got != 0x8E {
+				t.Errorf("v5 taken over: ended with %#x, want DISCONNECT 0x8E", got)
+			}
+		} else {
+			_ = first.c.SetReadDeadline(time.Now().Add(wait))
+			rest, err := io.ReadAll(first.r)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("v4 taken over: the connection was not closed")
+			}
+			if len(rest) > 0 {
+				t.Errorf("v4 taken over: got %x before the close, want nothing", rest)
+			}
+		}
+		if !second.open(t) {
+			t.Errorf("v%d: the new connection does not answer", v)
+		}
+		if !e.svc.Presence.HasSession(chat.User("dave"), id) {
+			t.Errorf("v%d: %s is not a session after the takeover", v, id)
+		}
+	}
+}

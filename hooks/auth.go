@@ -301,10 +301,16 @@ func (h *Auth) credentials(ctx context.Context, username string, password []byte
 }
 
 // OnDisconnect implements mqtt.Hook: a session that ends with its
-// connection frees its client id.
+// connection frees its client id; the persistent session of an erased
+// identity is removed (Presence, before, has let go of it; Sessions,
+// after, finds it gone and stores nothing).
 func (h *Auth) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
-	if expire && !takenOver(cl) {
+	switch {
+	case takenOver(cl):
+	case expire:
 		h.reg.release(cl)
+	case h.reg.erasing(cl):
+		h.reg.eraseSession(cl)
 	}
 }
 

@@ -144,6 +144,7 @@ func Register(b *broker.Server, opts Options) error {
 		if err := b.AddHook(h, nil); err != nil {
 			return err
 		}
+		reg.sessions = h
 	}
 	return nil
 }
@@ -162,6 +163,10 @@ type registry struct {
 
 	seed  maphash.Seed
 	locks [64]sync.Mutex // per identity: presence changes of one identity in order
+
+	// sessions is the Sessions hook when persistent sessions are stored
+	// (set once, at Register); nil: they are not.
+	sessions *Sessions
 }
 
 // owner is the binding of one client id.
@@ -173,6 +178,9 @@ type owner struct {
 	// tokenIAT is when the token cl logged in with was issued (ms); 0: a
 	// key login.
 	tokenIAT int64
+	// erased is cl when its identity was erased: its session is removed
+	// rather than kept when it disconnects.
+	erased *mqtt.Client
 	// recent are the last QoS 1/2 says accepted from this client id, to
 	// recognise a retransmission (DUP) after a lost PUBACK.
 	recent [recentSays]said
@@ -290,13 +298,22 @@ func (r *registry) claim(cl *mqtt.Client, id chat.Identity, notifyAll bool, toke
 }
 
 // Disconnect implements chat.Connections: MQTT 5 clients get DISCONNECT
-// 0x98 administrative action, 3.1.1 clients a closed connection.
+// 0x98 administrative action, 3.1.1 clients a closed connection. An
+// erasure (chat.KickErased) also removes every session bound to id,
+// connected or persisted, from mochi and from the store.
 func (r *registry) Disconnect(id chat.Identity, cause chat.KickCause, notBefore int64) int {
 	r.mu.Lock()
-	var cls []*mqtt.Client
+	var cls, erase []*mqtt.Client
 	for cid := range r.byIdentity[id] {
 		o := r.owners[cid]
-		if o == nil || o.cl == nil || o.cl.Closed() {
+		if o == nil || o.cl == nil {
+			continue
+		}
+		if cause == chat.KickErased {
+			o.erased = o.cl // its OnDisconnect, if still to come, removes it too
+			erase = append(erase, o.cl)
+		}
+		if o.cl.Closed() {
 			continue
 		}
 		if cause == chat.KickRevoked && (o.tokenIAT == 0 || o.tokenIAT > notBefore) {
@@ -313,7 +330,40 @@ func (r *registry) Disconnect(id chat.Identity, cause chat.KickCause, notBefore 
 		}
 		_ = r.srv.DisconnectClient(cl, packets.ErrAdministrativeAction) // the connection is closed either way
 	}
+	for _, cl := range erase {
+		r.eraseSession(cl)
+	}
+	if len(erase) > 0 && r.sessions != nil {
+		r.sessions.w.flush() // the store no longer has them when the erasure returns
+	}
 	return len(cls)
+}
+
+// eraseSession removes the session of cl, a closed connection of an
+// erased identity, as if it had expired: from mochi (client, subscriptions,
+// queued events), from the store, and its client id binding. mochi only
+// expires a disconnected session after mqtt.session_expiry, and offers no
+// call to do it sooner. It does nothing to a client id that a newer
+// connection holds. It may run twice for one connection (erasure, then
+// its OnDisconnect).
+func (r *registry) eraseSession(cl *mqtt.Client) {
+	if cur, ok := r.srv.Clients.Get(cl.ID); ok && cur == cl {
+		r.srv.Clients.Delete(cl.ID) // no more deliveries are queued for it
+		r.srv.UnsubscribeClient(cl)
+		if r.sessions != nil {
+			r.sessions.forget(cl)
+		}
+		cl.ClearInflights()
+	}
+	r.release(cl) // once Presence has let go of it (its OnDisconnect)
+}
+
+// erasing reports whether cl is a connection of an erased identity.
+func (r *registry) erasing(cl *mqtt.Client) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[cl.ID]
+	return o != nil && o.erased == cl
 }
 
 // authenticated reports whether cl is the connection that claimed its

@@ -320,6 +320,18 @@ func (h *Sessions) OnClientExpired(cl *mqtt.Client) {
 	}
 }
 
+// forget drops the stored session of cl, whose identity is erased
+// (registry.eraseSession): the client is no longer in mochi, so nothing
+// more is stored for it.
+func (h *Sessions) forget(cl *mqtt.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.known[cl.ID]; s != nil && s.cl == cl {
+		delete(h.known, cl.ID)
+	}
+	h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
+}
+
 // putState returns the op storing cl's state.
 func (h *Sessions) putState(cl *mqtt.Client, disconnected int64) chat.SessionOp {
 	p := cl.Properties.Props
@@ -383,6 +395,7 @@ func (r *registry) restore(cl *mqtt.Client, id chat.Identity) {
 type sessionWriter struct {
 	mu      sync.Mutex
 	ops     []chat.SessionOp
+	flushed []chan struct{} // closed once the ops before them are written
 	wake    chan struct{}
 	done    chan struct{}
 	stopped bool
@@ -398,13 +411,16 @@ func (w *sessionWriter) start(ctx context.Context, store chat.SessionStore, log 
 			_, open := <-w.wake
 			for {
 				w.mu.Lock()
-				ops := w.ops
-				w.ops = nil
+				ops, flushed := w.ops, w.flushed
+				w.ops, w.flushed = nil, nil
 				w.mu.Unlock()
 				if len(ops) == 0 {
+					closeAll(flushed)
 					break
 				}
-				if err := store.SaveSessions(ctx, ops); err != nil {
+				err := store.SaveSessions(ctx, ops)
+				closeAll(flushed)
+				if err != nil {
 					log.Error().Err(err).Int("ops", len(ops)).Msg("persistent sessions not saved")
 					continue
 				}
@@ -433,6 +449,30 @@ func (w *sessionWriter) add(ops ...chat.SessionOp) {
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+}
+
+// flush waits until the ops added so far are written (or failed). After
+// stop it returns at once.
+func (w *sessionWriter) flush() {
+	done := make(chan struct{})
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.flushed = append(w.flushed, done)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-done
+}
+
+func closeAll(chs []chan struct{}) {
+	for _, ch := range chs {
+		close(ch)
 	}
 }
 

@@ -198,3 +198,98 @@ func TestSessions_ConnectedAtShutdown(t *testing.T) {
 		expect(t, dave, "users/dave/message", strconv.Itoa(i))
 	}
 }
+
+// Ensure erasing a user removes its persistent sessions, the connected
+// one (MQTT 5, kicked) and the disconnected one with queued events (MQTT
+// 3.1.1), from mochi and from the store by the time EraseUser returns: no
+// key naming the user is left but its account record, nothing is restored
+// after a restart, and its client ids are free. Another user's session
+// stays.
+func TestSessions_Erase(t *testing.T) {
+	db := openTestDB(t)
+	e := startSessionEnv(t, db, db, 0)
+	e.users(t, "dave", "eve")
+	expiry := uint32(3600)
+	persist := func(c *paho5.Connect) {
+		c.CleanStart = false
+		c.Properties = &paho5.ConnectProperties{SessionExpiryInterval: &expiry}
+	}
+	tab := e.connectV3(t, "dave-tab", "dave", sign(), false, 0, nil)
+	tab.Subscribe(t, "users/dave/#")
+	tab.Close()
+	testwait.Until(t, "dave-tab offline", wait, func() bool {
+		cl, ok := e.srv.MQTT().Clients.Get("dave-tab")
+		return ok && cl.Closed()
+	})
+	phone, _ := e.connectV5(t, "dave-phone", "dave", sign(), 0, persist)
+	phone.Subscribe(t, "users/dave/#")
+	eve := e.connectV3(t, "eve-tab", "eve", sign(), false, 0, nil)
+	eve.Subscribe(t, "users/eve/#")
+	for i := 1; i <= 3; i++ {
+		e.svc.Publisher.Publish(chat.User("dave"), "message", []byte(strconv.Itoa(i)), "")
+		expect(t, phone, "users/dave/message", strconv.Itoa(i))
+	}
+	queued := func() (n int) {
+		err := db.LoadSessions(context.Background(), func(s chat.StoredSession) error {
+			if s.ClientID == "dave-tab" {
+				n = len(s.Events)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	testwait.Until(t, "dave-tab's queue stored", wait, func() bool { return queued() == 3 })
+
+	if err := e.svc.EraseUser(context.Background(), "dave", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"dave-tab", "dave-phone"} {
+		if _, ok := e.srv.MQTT().Clients.Get(id); ok {
+			t.Errorf("%s still in mochi after the erasure", id)
+		}
+	}
+	traces := func() []string {
+		t.Helper()
+		var keys []string
+		err := db.Keys(context.Background(), func(k string) error {
+			if strings.Contains(k, "dave") && k != "a\x00user:dave" {
+				keys = append(keys, strings.ReplaceAll(k, "\x00", "␀"))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	if keys := traces(); len(keys) > 0 {
+		t.Errorf("keys naming dave after the erasure: %q", keys)
+	}
+	if ids, _ := storedSessions(t, db); len(ids) != 1 || ids[0] != "eve-tab" {
+		t.Errorf("stored sessions %q, want eve-tab's only", ids)
+	}
+	// The phone's disconnect settles after EraseUser returned: still
+	// nothing is stored for it, and its client id is free.
+	testwait.Until(t, "dave-phone's client id free", wait, func() bool {
+		return !e.svc.Presence.Online(chat.User("dave"))
+	})
+	e.connectV3(t, "dave-phone", "eve", sign(), true, 0, nil).Close()
+
+	_ = e.srv.Close()
+	if keys := traces(); len(keys) > 0 {
+		t.Errorf("keys naming dave after the shutdown: %q", keys)
+	}
+	e = startSessionEnv(t, db, db, 0)
+	for _, id := range []string{"dave-tab", "dave-phone"} {
+		if _, ok := e.srv.MQTT().Clients.Get(id); ok {
+			t.Errorf("%s restored after the erasure", id)
+		}
+	}
+	if _, ok := e.srv.MQTT().Clients.Get("eve-tab"); !ok {
+		t.Error("eve-tab not restored")
+	}
+	e.connectV3(t, "dave-tab", "eve", sign(), true, 0, nil).Close() // free, not dave's
+}

@@ -2,16 +2,21 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
+	"github.com/mqim/mqim/storage"
 )
 
 // master returns the master-key headers of p.
@@ -144,10 +149,11 @@ func TestMain_TokenLogin(t *testing.T) {
 // closed connection for 3.1.1); a banned user is refused (0x8A, 3.1.1: 5)
 // until the ban is lifted; revoking one's tokens ends the token sessions
 // and refuses the old token; an erased user leaves no trace, across a
-// restart.
+// restart: its persistent session, with events queued and stored, is gone
+// from the store and not restored, and its client id has no session.
 func TestMain_AccountControl(t *testing.T) {
 	dir := t.TempDir()
-	p := startMQIM(t, dir)
+	p := startMQIM(t, dir, "MQIM_LOG_LEVEL=debug") // eventsSaved reads the debug log
 	sign := func() string { return chat.Sign(p.Key, time.Now().UnixMilli()) }
 	login := func(v byte, id, user, pw string) *rawConn {
 		t.Helper()
@@ -207,7 +213,37 @@ func TestMain_AccountControl(t *testing.T) {
 	}
 	expectError(t, "revoked token", p.doWith("GET", "/ctx", nil, map[string]string{"Authorization": "Bearer " + tok}), 401, chat.CodeUnauthorized)
 
-	// Erase.
+	// Erase, with a persistent session holding two stored events.
+	persistent := func(p *proc) (c paho.Client, present bool) {
+		t.Helper()
+		c = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.MQTT).
+			SetClientID("alice-p").SetUsername("alice").SetPassword(sign()).
+			SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false))
+		tok := c.Connect()
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect alice-p: %v", tok.Error())
+		}
+		return c, tok.(*paho.ConnectToken).SessionPresent()
+	}
+	ap, _ := persistent(p)
+	if tok := ap.Subscribe("users/alice/#", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe alice-p: %v", tok.Error())
+	}
+	ap.Disconnect(0)
+	testwait.Until(t, "alice-p offline", 10*time.Second, func() bool { return sessionsOf(p, "alice") == 1 })
+	bob := mustConnectV3(t, p, "bob", "bob-phone")
+	if bob == nil {
+		t.FailNow()
+	}
+	saved := eventsSaved(p)
+	for i := range 2 {
+		tok := bob.Publish("say/friend/alice", 1, false, fmt.Sprintf(`{"content":{"media":0,"body":"q%d"}}`, i))
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("say %d: %v", i, tok.Error())
+		}
+	}
+	bob.Disconnect(0)
+	testwait.Until(t, "alice-p's queue stored", 10*time.Second, func() bool { return eventsSaved(p) >= saved+2 })
 	expect(t, "erase", p.doWith("DELETE", "/ctx/alice?history=true", nil, p.master()), 204)
 	wantEnded(s5, 5, "erasure")
 	check := func(p *proc) {
@@ -222,6 +258,43 @@ func TestMain_AccountControl(t *testing.T) {
 	}
 	check(p)
 	p.stop()
+	db, err := storage.Open(storage.Options{Dir: filepath.Join(dir, "db"), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traces []string
+	err = db.Keys(context.Background(), func(k string) error {
+		if strings.Contains(k, "alice") && k != "a\x00user:alice" {
+			traces = append(traces, strings.ReplaceAll(k, "\x00", "␀"))
+		}
+		return nil
+	})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || len(traces) > 0 {
+		t.Errorf("keys naming alice after the erasure: %q, %v", traces, err)
+	}
 	p2 := startMQIM(t, dir)
 	check(p2)
+	if restored := p2.logged("persistent sessions restored"); restored == nil || restored["sessions"] != float64(0) {
+		t.Errorf("restart after the erasure: %v, want 0 sessions restored", restored)
+	}
+	c, present := persistent(p2)
+	c.Disconnect(0)
+	if present {
+		t.Error("alice-p: session present after the erasure")
+	}
+}
+
+// logged returns the first log line of p with message msg, or nil.
+func (p *proc) logged(msg string) map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		if l["message"] == msg {
+			return l
+		}
+	}
+	return nil
 }
