@@ -266,21 +266,7 @@ func TestAuthzMatrix_REST(t *testing.T) {
 						f = newMatrixFixture(t, ts, n)
 						n++
 					}
-					var body any
-					hdr := cred.hdr()
-					switch b := r.body.(type) {
-					case string:
-						body = f.fill(b)
-					case []byte:
-						body = b
-						hdr["Content-Type"] = uploadType
-					}
-					path := pattern
-					if strings.Contains(path, "/members/:uid") {
-						// Join C, remove B (the owner A cannot leave).
-						path = strings.Replace(path, ":uid", map[string]string{"POST": f.C, "DELETE": f.B}[method], 1)
-					}
-					res := ts.as(t).callWith(method, f.fill(path), body, hdr)
+					res := f.call(ts.as(t), method, pattern, r, cred.hdr(), uploadType)
 					cells++
 					if code != 0 {
 						if res.Status != want || errorCode(res.Body) != code {
@@ -322,6 +308,25 @@ func checkRouteCoverage(t *testing.T, ts *testServer, routes map[string]matrixRo
 			t.Errorf("route %s is not in the authorization matrix", key)
 		}
 	}
+}
+
+// call calls route method pattern of r on f's objects with hdr: r's body
+// filled in (an upload with uploadType); a members path joins C and
+// removes B (the owner A cannot leave).
+func (f matrixFixture) call(ts *testServer, method, pattern string, r matrixRoute, hdr map[string]string, uploadType string) *response {
+	var body any
+	switch b := r.body.(type) {
+	case string:
+		body = f.fill(b)
+	case []byte:
+		body = b
+		hdr["Content-Type"] = uploadType
+	}
+	path := pattern
+	if strings.Contains(path, "/members/:uid") {
+		path = strings.Replace(path, ":uid", map[string]string{"POST": f.C, "DELETE": f.B}[method], 1)
+	}
+	return ts.callWith(method, f.fill(path), body, hdr)
 }
 
 // matrixSnapshot reads the shared fixture with the master key.
@@ -505,20 +510,7 @@ func TestAuthzMatrix_RESTTokens(t *testing.T) {
 			if want == 0 {
 				want = r.status
 			}
-			var body any
-			hdr := cred.hdr(f)
-			switch b := r.body.(type) {
-			case string:
-				body = f.fill(b)
-			case []byte:
-				body = b
-				hdr["Content-Type"] = uploadType
-			}
-			path := pattern
-			if strings.Contains(path, "/members/:uid") {
-				path = strings.Replace(path, ":uid", map[string]string{"POST": f.C, "DELETE": f.B}[method], 1)
-			}
-			res := ts.as(t).callWith(method, f.fill(path), body, hdr)
+			res := f.call(ts.as(t), method, pattern, r, cred.hdr(f), uploadType)
 			cells++
 			if code != 0 {
 				if res.Status != want || errorCode(res.Body) != code {
