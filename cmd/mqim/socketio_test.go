@@ -139,3 +139,52 @@ func dump(evs []sioEvent) string {
 	b, _ := json.Marshal(evs)
 	return string(b)
 }
+
+// Ensure socket.io and MQTT sessions are one population: messages both
+// ways, yourself across protocols, online/offline counted over both, sys
+// from REST.
+func TestMain_SocketIOMQTT(t *testing.T) {
+	p := startMQIM(t, t.TempDir())
+	_, err := os.Stat("../../test/js/node_modules/mqtt")
+	needTool(t, "MQTT.js", "make test-deps", err != nil)
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/carol", nil), 201)
+	evs := runSIO(t, p, "sio_mqtt.cjs", "WS_URL=ws://"+p.WS+"/mqtt", "MASTER="+p.Master)
+	body := func(m map[string]any) any { c, _ := m["content"].(map[string]any); return c["body"] }
+	values := func(who, event string) []any {
+		var out []any
+		for _, m := range find(evs, who, event) {
+			out = append(out, m["value"])
+		}
+		return out
+	}
+	if got := find(evs, "bob-mqtt", "message"); len(got) != 2 || body(got[0]) != "from sio" || body(got[1]) != "from alice mqtt" {
+		t.Fatalf("bob (MQTT) messages = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "a1", "message"); len(got) != 1 || body(got[0]) != "from mqtt" {
+		t.Fatalf("alice (socket.io) messages = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "alice-mqtt", "yourself"); len(got) != 1 || body(got[0]) != "from sio" {
+		t.Fatalf("alice (MQTT) yourself = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "a1", "yourself"); len(got) != 1 || body(got[0]) != "from alice mqtt" {
+		t.Fatalf("alice (socket.io) yourself = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "a1", "ack"); len(got) != 1 || got[0]["ack"] != float64(1) {
+		t.Fatalf("alice (socket.io) ack = %v", got)
+	}
+	if got := find(evs, "a1", "sys"); len(got) != 1 || body(got[0]) != "maintenance" {
+		t.Fatalf("alice (socket.io) sys = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "alice-mqtt", "sys"); len(got) != 1 {
+		t.Fatalf("alice (MQTT) sys = %v", got)
+	}
+	// bob sees alice online once (socket.io first), offline once (after
+	// her last session, the socket.io one, closed).
+	if on, off := values("bob-mqtt", "online"), values("bob-mqtt", "offline"); len(on) != 1 || on[0] != "alice" || len(off) != 1 || off[0] != "alice" {
+		t.Fatalf("bob's presence events: online %v offline %v; all %s", on, off, dump(evs))
+	}
+	if on, off := values("a1", "online"), values("a1", "offline"); len(on) != 1 || on[0] != "carol" || len(off) != 1 || off[0] != "carol" {
+		t.Fatalf("alice (socket.io) presence events: online %v offline %v", on, off)
+	}
+}
