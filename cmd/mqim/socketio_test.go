@@ -68,13 +68,19 @@ func find(evs []sioEvent, who, event string) []map[string]any {
 // signature, and sends and receives friend and group messages with ack
 // and yourself.
 func TestMain_SocketIO(t *testing.T) {
+	t.Run("websocket", func(t *testing.T) { testSocketIO(t, "websocket") })
+	// Older SDKs and the iOS client poll first.
+	t.Run("polling", func(t *testing.T) { testSocketIO(t, "polling") })
+}
+
+func testSocketIO(t *testing.T, transports string) {
 	p := startMQIM(t, t.TempDir())
 	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
 	r := p.do("POST", "/groups", map[string]any{"owner": "alice", "members": []string{"bob"}})
 	expect(t, "group", r, 201)
 	var gid string
 	r.JSON(t, &gid)
-	evs := runSIO(t, p, "sio.cjs", "GID="+gid)
+	evs := runSIO(t, p, "sio.cjs", "GID="+gid, "TRANSPORTS="+transports)
 	check := func(what string, got []map[string]any, n int) {
 		t.Helper()
 		if len(got) != n {
