@@ -11,11 +11,13 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/rs/zerolog"
 
@@ -57,6 +59,12 @@ type Options struct {
 	// default 30 s.
 	RequestTimeout time.Duration
 	Log            zerolog.Logger
+	// SocketIO, when set, serves /socket.io/ (the socket.io endpoint of
+	// package socketio): the polling requests that a browser sends over a
+	// connection it first used for REST reach it through Fiber. The
+	// listener front of cmd/mqim hands connections that start with
+	// /socket.io/ (every WebSocket upgrade) to net/http directly.
+	SocketIO http.Handler
 }
 
 // Server is the Fiber application of mqim.
@@ -102,6 +110,12 @@ func New(opts Options) *Server {
 		CaseSensitive: true,
 		ErrorHandler:  s.writeError,
 	})
+	if opts.SocketIO != nil {
+		// Before the middleware: socket.io authenticates in its login.
+		h := adaptor.HTTPHandler(opts.SocketIO)
+		s.app.All("/socket.io", h)
+		s.app.All("/socket.io/*", h)
+	}
 	s.app.Use(s.logRequests)
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.app.Use(s.cors)
@@ -148,6 +162,20 @@ func (s *Server) Listen(addr string) error {
 	}()
 	return nil
 }
+
+// Serve serves on ln in the background (instead of Listen).
+func (s *Server) Serve(ln net.Listener) {
+	s.ln = ln
+	go func() {
+		if err := s.app.Listener(ln); err != nil {
+			s.opts.Log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+}
+
+// HTTPHandler is the Fiber app as a net/http handler, for REST requests
+// that arrive on a connection served by net/http (see Options.SocketIO).
+func (s *Server) HTTPHandler() http.Handler { return adaptor.FiberApp(s.app) }
 
 // Addr returns the bound address after Listen.
 func (s *Server) Addr() net.Addr {

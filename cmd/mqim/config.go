@@ -27,6 +27,17 @@ type Config struct {
 	Chat    ChatConfig    `yaml:"chat"`
 	Push    PushConfig    `yaml:"push"`
 	Attach  AttachConfig  `yaml:"attachments"`
+	// SocketIO is the socket.io endpoint of the MaxIM SDKs, on http.addr.
+	SocketIO SocketIOConfig `yaml:"socketio"`
+}
+
+// SocketIOConfig configures the socket.io endpoint (/socket.io/ on the REST
+// listener).
+type SocketIOConfig struct {
+	// SignTolerance replaces app.sign_tolerance for socket.io logins: the
+	// SDKs sign once and reuse the signature on every reconnect. 0: any
+	// signature timestamp.
+	SignTolerance time.Duration `yaml:"sign_tolerance"`
 }
 
 // LogConfig sets the zerolog output.
@@ -122,10 +133,11 @@ func DefaultConfig() Config {
 			RequestTimeout:  30 * time.Second,
 			ShutdownTimeout: 10 * time.Second,
 		},
-		MQTT:   DefaultMQTTConfig(),
-		Chat:   ChatConfig{GroupLimit: 50, RoomLimit: 1000, MaxBodyLen: 64 << 10, Retention: RetentionConfig{Friend: 7 * 24 * time.Hour, Group: 7 * 24 * time.Hour, Stranger: 365 * 24 * time.Hour, Passenger: 365 * 24 * time.Hour}, RecallWindow: 2 * time.Minute, EditWindow: 24 * time.Hour},
-		Push:   DefaultPushConfig(),
-		Attach: DefaultAttachConfig(),
+		MQTT:     DefaultMQTTConfig(),
+		Chat:     ChatConfig{GroupLimit: 50, RoomLimit: 1000, MaxBodyLen: 64 << 10, Retention: RetentionConfig{Friend: 7 * 24 * time.Hour, Group: 7 * 24 * time.Hour, Stranger: 365 * 24 * time.Hour, Passenger: 365 * 24 * time.Hour}, RecallWindow: 2 * time.Minute, EditWindow: 24 * time.Hour},
+		Push:     DefaultPushConfig(),
+		Attach:   DefaultAttachConfig(),
+		SocketIO: SocketIOConfig{SignTolerance: 24 * time.Hour},
 	}
 }
 
@@ -220,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if c.App.SignTolerance < 0 {
 		errs = append(errs, errors.New("app.sign_tolerance must not be negative"))
+	}
+	if c.SocketIO.SignTolerance < 0 {
+		errs = append(errs, errors.New("socketio.sign_tolerance must not be negative"))
 	}
 	if c.Auth.TokenTTL <= 0 {
 		errs = append(errs, errors.New("auth.token_ttl must be positive"))

@@ -10,15 +10,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/rest"
+	"github.com/mqim/mqim/socketio"
 	"github.com/mqim/mqim/storage"
 	"github.com/mqim/mqim/token"
 )
@@ -69,6 +73,9 @@ type Main struct {
 	// auth.max_failures 0).
 	Throttle *chat.LoginThrottle
 	HTTP     *rest.Server
+	// SocketIO is the socket.io endpoint on the REST listener.
+	SocketIO *socketio.Server
+	front    *front
 	mqtt     mqttParts   // owned by mqtt.go
 	attach   attachParts // owned by attach.go
 
@@ -159,6 +166,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	sioAuth := *m.Auth
+	sioAuth.Tolerance = c.SocketIO.SignTolerance
+	m.SocketIO = socketio.New(socketio.Options{
+		Service:     m.Service,
+		Auth:        &sioAuth,
+		NoClientKey: !c.App.ClientKeyLogin,
+		Throttle:    m.Throttle,
+		Timeout:     c.MQTT.HookTimeout,
+		Log:         m.Log.With().Str("component", "socketio").Logger(),
+	})
+	m.Service.Publisher = m.SocketIO.Publisher(m.Service.Publisher)
+
 	m.HTTP = rest.New(rest.Options{
 		Service:     m.Service,
 		Auth:        m.Auth,
@@ -174,10 +193,14 @@ func (m *Main) Run(ctx context.Context) error {
 		WriteTimeout:   c.HTTP.WriteTimeout,
 		IdleTimeout:    c.HTTP.IdleTimeout,
 		Log:            m.Log.With().Str("component", "rest").Logger(),
+		SocketIO:       m.SocketIO.Handler(),
 	})
-	if err := m.HTTP.Listen(c.HTTP.Addr); err != nil {
+	ln, err := net.Listen("tcp", c.HTTP.Addr)
+	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
+	m.front = newFront(ln, stdHandler(m.SocketIO.Handler(), m.HTTP.HTTPHandler()), m.Log.With().Str("component", "rest").Logger())
+	m.HTTP.Serve(m.front.fiber)
 	m.Log.Info().Str("addr", m.HTTP.Addr().String()).Msg("rest listening")
 	m.attachStarted()
 	return nil
@@ -187,6 +210,15 @@ func (m *Main) Run(ctx context.Context) error {
 // broker, then the store.
 func (m *Main) Close() error {
 	var errs []error
+	if m.front != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.HTTP.ShutdownTimeout)
+		errs = append(errs, m.front.Close(ctx))
+		cancel()
+		m.front = nil
+	}
+	if m.SocketIO != nil {
+		m.SocketIO.Close()
+	}
 	if m.HTTP != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.HTTP.ShutdownTimeout)
 		errs = append(errs, m.HTTP.Shutdown(ctx))
@@ -282,4 +314,17 @@ func writeCredentials(path string, c credentials) error {
 		return fmt.Errorf("credentials: %w", err)
 	}
 	return nil
+}
+
+// stdHandler serves the connections the front hands to net/http:
+// /socket.io/ to socket.io, anything else (a REST request on a connection
+// that began with socket.io) to the Fiber app.
+func stdHandler(sio, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/socket.io" || strings.HasPrefix(r.URL.Path, "/socket.io/") {
+			sio.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
 }

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// sioEvent is one line of test/js/sio.cjs.
+type sioEvent struct {
+	Who     string          `json:"who"`
+	Event   string          `json:"event"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// runSIO runs a socket.io-client script of test/js against p and returns
+// its events.
+func runSIO(t *testing.T, p *proc, script string, env ...string) []sioEvent {
+	t.Helper()
+	jsDir, _ := filepath.Abs("../../test/js")
+	_, err := exec.LookPath("node")
+	needTool(t, "node", "install Node.js", err != nil)
+	_, err = os.Stat(filepath.Join(jsDir, "node_modules", "socket.io-client"))
+	needTool(t, "socket.io-client", "make test-deps", err != nil)
+	cmd := exec.Command("node", filepath.Join(jsDir, script))
+	cmd.Env = append(os.Environ(), append([]string{"BASE=" + p.HTTP, "APP=" + p.AppID, "KEY=" + p.Key}, env...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\nstdout: %s\nstderr: %s", script, err, out, stderr.String())
+	}
+	var evs []sioEvent
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var ev sioEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("bad line %q", sc.Text())
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// find returns the payloads of who's event, decoded.
+func find(evs []sioEvent, who, event string) []map[string]any {
+	var out []map[string]any
+	for _, ev := range evs {
+		if ev.Who == who && ev.Event == event {
+			var m map[string]any
+			if json.Unmarshal(ev.Payload, &m) != nil {
+				var s any
+				_ = json.Unmarshal(ev.Payload, &s)
+				m = map[string]any{"value": s}
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Ensure an SDK v4 style socket.io client (socket.io-client 1.4.8,
+// websocket only) logs in, is refused with login + 41/chat on a bad
+// signature, and sends and receives friend and group messages with ack
+// and yourself.
+func TestMain_SocketIO(t *testing.T) {
+	t.Run("websocket", func(t *testing.T) { testSocketIO(t, "websocket") })
+	// Older SDKs and the iOS client poll first.
+	t.Run("polling", func(t *testing.T) { testSocketIO(t, "polling") })
+}
+
+func testSocketIO(t *testing.T, transports string) {
+	p := startMQIM(t, t.TempDir())
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
+	r := p.do("POST", "/groups", map[string]any{"owner": "alice", "members": []string{"bob"}})
+	expect(t, "group", r, 201)
+	var gid string
+	r.JSON(t, &gid)
+	evs := runSIO(t, p, "sio.cjs", "GID="+gid, "TRANSPORTS="+transports)
+	check := func(what string, got []map[string]any, n int) {
+		t.Helper()
+		if len(got) != n {
+			t.Fatalf("%s: %d events %v, want %d; all: %s", what, len(got), got, n, dump(evs))
+		}
+	}
+
+	bad := find(evs, "bad", "login")
+	check("bad login", bad, 1)
+	if bad[0]["success"] != false || bad[0]["error"] != float64(5003) {
+		t.Fatalf("bad login = %v, want success false, error 5003", bad[0])
+	}
+	if d := find(evs, "bad", "disconnect"); len(d) != 1 || d[0]["value"] != "io server disconnect" {
+		t.Fatalf("bad login disconnect = %v, want the server's namespace disconnect", d)
+	}
+	for _, who := range []string{"a1", "a2", "b1"} {
+		l := find(evs, who, "login")
+		check(who+" login", l, 1)
+		if l[0]["success"] != true {
+			t.Fatalf("%s login = %v", who, l[0])
+		}
+	}
+
+	msgs := find(evs, "b1", "message")
+	check("bob's messages", msgs, 2)
+	if from := msgs[0]["from"].(map[string]any); from["id"] != "alice" || from["type"] != float64(0) {
+		t.Fatalf("bob's friend message = %v", msgs[0])
+	}
+	if from := msgs[1]["from"].(map[string]any); from["type"] != float64(1) || from["gid"] != gid {
+		t.Fatalf("bob's group message = %v", msgs[1])
+	}
+	acks := find(evs, "a1", "ack")
+	check("alice's acks (not for the refused say to carol)", acks, 2)
+	if acks[0]["ack"] != float64(7) || acks[0]["ts"] != msgs[0]["ts"] || acks[1]["ack"] != float64(8) {
+		t.Fatalf("acks = %v", acks)
+	}
+	check("a1's yourself (the sender's own session excluded)", find(evs, "a1", "yourself"), 0)
+	yours := find(evs, "a2", "yourself")
+	check("a2's yourself", yours, 2)
+	if _, has := yours[0]["from"]; has || yours[0]["to"].(map[string]any)["id"] != "bob" {
+		t.Fatalf("yourself = %v, want to bob and no from", yours[0])
+	}
+	// The JSON-string say of SDK-JS0 reaches both of alice's sessions.
+	for _, who := range []string{"a1", "a2"} {
+		m := find(evs, who, "message")
+		check(who+"'s message from bob", m, 1)
+		if m[0]["content"].(map[string]any)["body"] != "hi alice" {
+			t.Fatalf("%s's message = %v", who, m[0])
+		}
+	}
+	check("b1's ack", find(evs, "b1", "ack"), 1)
+
+	// Stored like an MQTT message.
+	r = p.do("GET", "/ctx/alice/friends/bob/chats?limit=10", nil)
+	expect(t, "history", r, 200)
+	if !bytes.Contains(r.Body, []byte("hi bob")) || !bytes.Contains(r.Body, []byte("hi alice")) {
+		t.Fatalf("history = %s", r.Body)
+	}
+}
+
+func dump(evs []sioEvent) string {
+	b, _ := json.Marshal(evs)
+	return string(b)
+}
+
+// Ensure socket.io and MQTT sessions are one population: messages both
+// ways, yourself across protocols, online/offline counted over both, sys
+// from REST.
+func TestMain_SocketIOMQTT(t *testing.T) {
+	p := startMQIM(t, t.TempDir())
+	_, err := os.Stat("../../test/js/node_modules/mqtt")
+	needTool(t, "MQTT.js", "make test-deps", err != nil)
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/carol", nil), 201)
+	evs := runSIO(t, p, "sio_mqtt.cjs", "WS_URL=ws://"+p.WS+"/mqtt", "MASTER="+p.Master)
+	body := func(m map[string]any) any { c, _ := m["content"].(map[string]any); return c["body"] }
+	values := func(who, event string) []any {
+		var out []any
+		for _, m := range find(evs, who, event) {
+			out = append(out, m["value"])
+		}
+		return out
+	}
+	if got := find(evs, "bob-mqtt", "message"); len(got) != 2 || body(got[0]) != "from sio" || body(got[1]) != "from alice mqtt" {
+		t.Fatalf("bob (MQTT) messages = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "a1", "message"); len(got) != 1 || body(got[0]) != "from mqtt" {
+		t.Fatalf("alice (socket.io) messages = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "alice-mqtt", "yourself"); len(got) != 1 || body(got[0]) != "from sio" {
+		t.Fatalf("alice (MQTT) yourself = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "a1", "yourself"); len(got) != 1 || body(got[0]) != "from alice mqtt" {
+		t.Fatalf("alice (socket.io) yourself = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "a1", "ack"); len(got) != 1 || got[0]["ack"] != float64(1) {
+		t.Fatalf("alice (socket.io) ack = %v", got)
+	}
+	if got := find(evs, "a1", "sys"); len(got) != 1 || body(got[0]) != "maintenance" {
+		t.Fatalf("alice (socket.io) sys = %v; all %s", got, dump(evs))
+	}
+	if got := find(evs, "alice-mqtt", "sys"); len(got) != 1 {
+		t.Fatalf("alice (MQTT) sys = %v", got)
+	}
+	// bob sees alice online once (socket.io first), offline once (after
+	// her last session, the socket.io one, closed).
+	if on, off := values("bob-mqtt", "online"), values("bob-mqtt", "offline"); len(on) != 1 || on[0] != "alice" || len(off) != 1 || off[0] != "alice" {
+		t.Fatalf("bob's presence events: online %v offline %v; all %s", on, off, dump(evs))
+	}
+	if on, off := values("a1", "online"), values("a1", "offline"); len(on) != 1 || on[0] != "carol" || len(off) != 1 || off[0] != "carol" {
+		t.Fatalf("alice (socket.io) presence events: online %v offline %v", on, off)
+	}
+}
