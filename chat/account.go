@@ -77,6 +77,21 @@ type Connections interface {
 	Disconnect(id Identity, cause KickCause, notBefore int64) int
 }
 
+// MultiConnections is the Connections of several real-time layers (MQTT
+// and socket.io): Disconnect reaches each in turn and returns the total.
+type MultiConnections []Connections
+
+// Disconnect implements Connections.
+func (m MultiConnections) Disconnect(id Identity, cause KickCause, notBefore int64) int {
+	n := 0
+	for _, c := range m {
+		if c != nil {
+			n += c.Disconnect(id, cause, notBefore)
+		}
+	}
+	return n
+}
+
 // Account returns the access state of id (an empty one when none is
 // stored).
 func (s *Service) Account(ctx context.Context, id Identity) (*Account, error) {

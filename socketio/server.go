@@ -82,6 +82,9 @@ type session struct {
 	id   string
 	who  chat.Identity
 	sock *socket.Socket
+	// tokenIAT is the issue time (ms) of the token the session logged in
+	// with; 0 for a signed login (never revoked).
+	tokenIAT int64
 }
 
 // New builds the endpoint. Service and Auth are required.
@@ -208,7 +211,7 @@ func (s *Server) connected(sock *socket.Socket) {
 		s.refuse(sock, chat.ErrorCode(err), chat.ErrorMessage(err), log)
 		return
 	}
-	ss := &session{id: SessionPrefix + string(sock.Id()), who: id, sock: sock}
+	ss := &session{id: SessionPrefix + string(sock.Id()), who: id, sock: sock, tokenIAT: lg.tokenIAT}
 	unlock := s.lock(id)
 	defer unlock()
 	if !sock.Connected() {
@@ -229,6 +232,32 @@ func (s *Server) connected(sock *socket.Socket) {
 	emit(sock, "login", b)
 	s.opts.Service.SessionOpened(ctx, id, ss.id, lg.notifyAll)
 	log.Debug().Msg("socket.io login accepted")
+}
+
+// Disconnect implements chat.Connections for the socket.io sessions
+// (kick, ban, token revocation, erasure): each session of id is
+// disconnected from the namespace (the client sees "io server disconnect"
+// and does not reconnect by itself). With chat.KickRevoked, only the
+// sessions that logged in with a token issued at or before notBefore (ms).
+// socket.io keeps no session beyond its connection, so an erasure has
+// nothing more to remove. It returns how many sessions it ended.
+func (s *Server) Disconnect(id chat.Identity, cause chat.KickCause, notBefore int64) int {
+	s.mu.RLock()
+	var socks []*socket.Socket
+	for _, ss := range s.byID[id] {
+		if cause == chat.KickRevoked && (ss.tokenIAT == 0 || ss.tokenIAT > notBefore) {
+			continue
+		}
+		socks = append(socks, ss.sock)
+	}
+	s.mu.RUnlock()
+	for _, sock := range socks {
+		sock.Disconnect(false)
+	}
+	if len(socks) > 0 {
+		s.opts.Log.Info().Str("identity", id.String()).Int("sessions", len(socks)).Uint8("cause", uint8(cause)).Msg("socket.io sessions disconnected")
+	}
+	return len(socks)
 }
 
 // refuse answers a failed login and disconnects the namespace (41/chat).

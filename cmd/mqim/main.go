@@ -162,10 +162,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openAttachments(); err != nil {
 		return err
 	}
-	if err := m.startMQTT(ctx); err != nil {
-		return err
-	}
-
+	// The socket.io endpoint exists before the broker starts: the MQTT
+	// hooks count its sessions and account control reaches them
+	// (startMQTT).
 	sioAuth := *m.Auth
 	sioAuth.Tolerance = c.SocketIO.SignTolerance
 	m.SocketIO = socketio.New(socketio.Options{
@@ -176,6 +175,9 @@ func (m *Main) Run(ctx context.Context) error {
 		Timeout:     c.MQTT.HookTimeout,
 		Log:         m.Log.With().Str("component", "socketio").Logger(),
 	})
+	if err := m.startMQTT(ctx); err != nil {
+		return err
+	}
 	m.Service.Publisher = m.SocketIO.Publisher(m.Service.Publisher)
 
 	m.HTTP = rest.New(rest.Options{

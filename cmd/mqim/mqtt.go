@@ -104,6 +104,11 @@ func (m *Main) startMQTT(_ context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.SocketIO != nil {
+		// Kick, ban, revocation and erasure end the identity's socket.io
+		// sessions too.
+		m.Service.Connections = chat.MultiConnections{m.Service.Connections, m.SocketIO}
+	}
 	m.Service.Publisher = b
 	if err := b.Start(); err != nil {
 		return err

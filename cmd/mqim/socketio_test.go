@@ -194,3 +194,51 @@ func TestMain_SocketIOMQTT(t *testing.T) {
 		t.Fatalf("alice (socket.io) presence events: online %v offline %v", on, off)
 	}
 }
+
+// Ensure account control reaches socket.io sessions (test/js/sio_account.cjs):
+// a kick ends alice's two socket.io sessions and her MQTT one and counts
+// all three; a ban ends her socket.io session and refuses her next
+// socket.io login; a token revocation ends only bob's token session (a
+// kick afterwards still finds his signed one); an erasure ends carol's.
+func TestMain_SocketIOAccount(t *testing.T) {
+	p := startMQIM(t, t.TempDir())
+	_, err := os.Stat("../../test/js/node_modules/mqtt")
+	needTool(t, "MQTT.js", "make test-deps", err != nil)
+	evs := runSIO(t, p, "sio_account.cjs", "WS_URL=ws://"+p.WS+"/mqtt", "MASTER="+p.Master)
+	restBody := func(what string) map[string]any {
+		t.Helper()
+		got := find(evs, "rest", what)
+		if len(got) != 1 {
+			t.Fatalf("rest %s: %v; all %s", what, got, dump(evs))
+		}
+		b, _ := got[0]["body"].(map[string]any)
+		return b
+	}
+	if got := restBody("kick"); got["kicked"] != float64(3) {
+		t.Fatalf("kick = %v, want kicked 3 (two socket.io sessions, one MQTT)", got)
+	}
+	if got := restBody("revoke"); got["disconnected"] != float64(1) {
+		t.Fatalf("revoke = %v, want disconnected 1 (the token session only)", got)
+	}
+	if got := restBody("kick-bob"); got["kicked"] != float64(1) {
+		t.Fatalf("kick after revoke = %v, want kicked 1 (the signed session)", got)
+	}
+	for _, who := range []string{"a1", "a2", "a3", "b-token", "b-sign", "c1"} {
+		if l := find(evs, who, "login"); len(l) != 1 || l[0]["success"] != true {
+			t.Fatalf("%s login = %v; all %s", who, l, dump(evs))
+		}
+		if d := find(evs, who, "disconnect"); len(d) != 1 || d[0]["value"] != "io server disconnect" {
+			t.Fatalf("%s disconnect = %v, want the server's namespace disconnect; all %s", who, d, dump(evs))
+		}
+	}
+	if c := find(evs, "alice-mqtt", "close"); len(c) != 1 {
+		t.Fatalf("alice's MQTT session was not closed by the kick: %s", dump(evs))
+	}
+	l := find(evs, "a4", "login")
+	if len(l) != 1 || l[0]["success"] != false || l[0]["error"] != float64(5003) {
+		t.Fatalf("banned login = %v, want success false, error 5003 (a ban is unauthorized)", l)
+	}
+	if d := find(evs, "a4", "disconnect"); len(d) != 1 || d[0]["value"] != "io server disconnect" {
+		t.Fatalf("banned login disconnect = %v", d)
+	}
+}
