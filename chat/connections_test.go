@@ -16,6 +16,8 @@ func (c *countConns) Disconnect(_ chat.Identity, cause chat.KickCause, _ int64) 
 	return c.n
 }
 
+func (c *countConns) Live(chat.Identity) int { return c.n }
+
 // Ensure MultiConnections reaches every layer once, skips nil ones and
 // returns the total.
 func TestMultiConnections(t *testing.T) {
@@ -26,5 +28,8 @@ func TestMultiConnections(t *testing.T) {
 	}
 	if len(a.calls) != 1 || len(b.calls) != 1 || a.calls[0] != chat.KickBanned || b.calls[0] != chat.KickBanned {
 		t.Fatalf("calls: %v %v", a.calls, b.calls)
+	}
+	if got := m.Live(chat.User("alice")); got != 3 {
+		t.Fatalf("Live = %d, want 3", got)
 	}
 }

@@ -49,6 +49,18 @@ type Options struct {
 	NoClientKey bool
 	// Throttle counts failed logins per address; nil: none.
 	Throttle *chat.LoginThrottle
+	// Limiter is the per-identity rate limit of says (mqtt.rate_limit),
+	// shared with MQTT's hooks so that an identity has one budget over all
+	// its sessions; keys are chat.Identity.String(). Nil: no limit.
+	// RateLimit is its rate, for the log line of a refusal.
+	Limiter   *chat.RateLimiter
+	RateLimit float64
+	// MaxConnectionsPerUser bounds the live sessions of one identity,
+	// socket.io and other layers together (mqtt.max_connections_per_user);
+	// ≤ 0: no cap. OtherConnections counts the sessions of the other
+	// layers (MQTT); nil counts none.
+	MaxConnectionsPerUser int
+	OtherConnections      func(chat.Identity) int
 	// Timeout bounds the store work of a login or a say.
 	Timeout      time.Duration
 	PingInterval time.Duration
@@ -217,6 +229,10 @@ func (s *Server) connected(sock *socket.Socket) {
 	if !sock.Connected() {
 		return // gone while logging in
 	}
+	if limit := s.opts.MaxConnectionsPerUser; limit > 0 && s.Live(id)+s.otherConnections(id) >= limit {
+		s.refuse(sock, chat.CodeRateLimited, "too many connections for this identity", log)
+		return
+	}
 	s.mu.Lock()
 	s.sessions[ss.id] = ss
 	set := s.byID[id]
@@ -258,6 +274,21 @@ func (s *Server) Disconnect(id chat.Identity, cause chat.KickCause, notBefore in
 		s.opts.Log.Info().Str("identity", id.String()).Int("sessions", len(socks)).Uint8("cause", uint8(cause)).Msg("socket.io sessions disconnected")
 	}
 	return len(socks)
+}
+
+// Live implements chat.Connections: the logged-in socket.io sessions of
+// id.
+func (s *Server) Live(id chat.Identity) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byID[id])
+}
+
+func (s *Server) otherConnections(id chat.Identity) int {
+	if s.opts.OtherConnections == nil {
+		return 0
+	}
+	return s.opts.OtherConnections(id)
 }
 
 // refuse answers a failed login and disconnects the namespace (41/chat).
@@ -312,9 +343,12 @@ func (s *Server) say(ss *session, args []any, log zerolog.Logger) {
 	}
 	target, ok := sayTarget(ss.who, payload)
 	var err error
-	if !ok {
+	switch {
+	case !s.opts.Limiter.Allow(ss.who.String(), s.opts.Service.Now()):
+		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", s.opts.RateLimit)
+	case !ok:
 		err = chat.Errorf(chat.CodeInvalid, "say needs to.id")
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 		_, err = s.opts.Service.Say(ctx, ss.who, ss.id, target, payload)
 		cancel()

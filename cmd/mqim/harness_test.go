@@ -76,7 +76,23 @@ type proc struct {
 // until every listener is bound. extraEnv overrides the environment.
 func startMQIM(t testing.TB, dataDir string, extraEnv ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binPath)
+	return startMQIMArgs(t, dataDir, nil, extraEnv...)
+}
+
+// startMQIMConfig is startMQIM with a --config file holding yaml.
+func startMQIMConfig(t testing.TB, dataDir, yaml string, extraEnv ...string) *proc {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mqim.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startMQIMArgs(t, dataDir, []string{"--config", path}, extraEnv...)
+}
+
+// startMQIMArgs is startMQIM with command-line arguments.
+func startMQIMArgs(t testing.TB, dataDir string, args []string, extraEnv ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(),
 		"MQIM_DATA_DIR="+dataDir,
 		"MQIM_HTTP_ADDR=127.0.0.1:0",
@@ -144,6 +160,33 @@ func (p *proc) readLogs(r io.Reader, ready chan struct{}) {
 			signalled = true
 			close(ready)
 		}
+	}
+}
+
+// waitLog waits until a log line matches, and fails the test if the
+// process exits first or none comes within 30s (a hang, not a timing
+// assertion).
+func (p *proc) waitLog(t testing.TB, what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, l := range p.logs {
+			if match(l) {
+				p.mu.Unlock()
+				return l
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.exited:
+			t.Fatalf("mqim exited before logging %s: %v", what, p.exitErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line %s after 30s; logs: %s", what, p.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

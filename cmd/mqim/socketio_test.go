@@ -242,3 +242,50 @@ func TestMain_SocketIOAccount(t *testing.T) {
 		t.Fatalf("banned login disconnect = %v", d)
 	}
 }
+
+// Ensure mqtt.max_connections_per_user and mqtt.rate_limit hold per
+// identity over socket.io and MQTT together (test/js/sio_limits.cjs, cap
+// 2, a say budget of 2): with one MQTT and one socket.io session, a
+// socket.io login is refused with login {"success":false,"error":5013}
+// then 41/chat, and an MQTT 5 CONNECT with CONNACK 0x97; one MQTT say and
+// one socket.io say pass, then a socket.io say is refused silently (no
+// ack, logged on the server with 5013, not stored) and an MQTT say with
+// PUBACK 0x97.
+func TestMain_SocketIOLimits(t *testing.T) {
+	p := startMQIMConfig(t, t.TempDir(), "mqtt:\n  max_connections_per_user: 2\n  rate_limit: 0.001\n  rate_burst: 2\n")
+	_, err := os.Stat("../../test/js/node_modules/mqtt")
+	needTool(t, "MQTT.js", "make test-deps", err != nil)
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
+	evs := runSIO(t, p, "sio_limits.cjs", "WS_URL=ws://"+p.WS+"/mqtt")
+	if l := find(evs, "a1", "login"); len(l) != 1 || l[0]["success"] != true {
+		t.Fatalf("a1 login = %v; all %s", l, dump(evs))
+	}
+	if l := find(evs, "a2", "login"); len(l) != 1 || l[0]["success"] != false || l[0]["error"] != float64(5013) {
+		t.Fatalf("a2 login over the cap = %v, want success false, error 5013; all %s", l, dump(evs))
+	}
+	if d := find(evs, "a2", "disconnect"); len(d) != 1 || d[0]["value"] != "io server disconnect" {
+		t.Fatalf("a2 disconnect = %v", d)
+	}
+	if r := find(evs, "alice-mqtt-2", "refused"); len(r) != 1 || r[0]["value"] != float64(0x97) {
+		t.Fatalf("MQTT connection over the cap = %v, want CONNACK 0x97; all %s", r, dump(evs))
+	}
+	if a := find(evs, "a1", "ack"); len(a) != 1 || a[0]["ack"] != float64(1) {
+		t.Fatalf("a1 acks = %v, want only 1", a)
+	}
+	if ok := find(evs, "alice-mqtt", "puback"); len(ok) != 1 || ok[0]["value"] != "m1" {
+		t.Fatalf("MQTT says accepted = %v, want m1; all %s", ok, dump(evs))
+	}
+	if e := find(evs, "alice-mqtt", "puback-error"); len(e) != 1 || e[0]["code"] != float64(0x97) {
+		t.Fatalf("MQTT say over the budget = %v, want PUBACK 0x97; all %s", e, dump(evs))
+	}
+	p.waitLog(t, "socket.io say refused 5013", func(l map[string]any) bool {
+		return l["message"] == "socket.io say refused" && l["code"] == float64(5013)
+	})
+	r := p.do("GET", "/ctx/alice/friends/bob/chats?limit=10", nil)
+	expect(t, "history", r, 200)
+	for body, want := range map[string]bool{"m1": true, "s1": true, "s2": false, "m2": false} {
+		if got := bytes.Contains(r.Body, []byte(`"body":"`+body+`"`)); got != want {
+			t.Fatalf("history has %s: %v, want %v; history %s", body, got, want, r.Body)
+		}
+	}
+}
