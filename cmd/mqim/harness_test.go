@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 // needTool skips the test when a tool is missing on a developer machine,
@@ -163,31 +164,20 @@ func (p *proc) readLogs(r io.Reader, ready chan struct{}) {
 	}
 }
 
-// waitLog waits until a log line matches, and fails the test if the
-// process exits first or none comes within 30s (a hang, not a timing
-// assertion).
-func (p *proc) waitLog(t testing.TB, what string, match func(map[string]any) bool) map[string]any {
+// waitLog waits until a log line matches (30s bound a hang, not a
+// timing assertion).
+func (p *proc) waitLog(t testing.TB, what string, match func(map[string]any) bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Until(t, "log line "+what, 30*time.Second, func() bool {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		for _, l := range p.logs {
 			if match(l) {
-				p.mu.Unlock()
-				return l
+				return true
 			}
 		}
-		p.mu.Unlock()
-		select {
-		case <-p.exited:
-			t.Fatalf("mqim exited before logging %s: %v", what, p.exitErr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line %s after 30s; logs: %s", what, p.logText())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 func (p *proc) logText() string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 )
 
@@ -288,4 +289,72 @@ func TestMain_SocketIOLimits(t *testing.T) {
 			t.Fatalf("history has %s: %v, want %v; history %s", body, got, want, r.Body)
 		}
 	}
+}
+
+// Ensure passenger logins over socket.io (with an id, and without one: a
+// generated 32-hex id in login) and the room, stranger and passenger
+// routes between socket.io and MQTT.js sessions, both ways
+// (test/js/sio_routes.cjs): each receiver gets the message with the from
+// and to of docs/realtime.md's routing table; a socket.io passenger's say
+// has to {id} with no type.
+func TestMain_SocketIORoutes(t *testing.T) {
+	p := startMQIM(t, t.TempDir())
+	_, err := os.Stat("../../test/js/node_modules/mqtt")
+	needTool(t, "MQTT.js", "make test-deps", err != nil)
+	r := p.do("POST", "/rooms", map[string]any{"members": []string{"alice", "bob"}})
+	expect(t, "room", r, 201)
+	var rid string
+	r.JSON(t, &rid)
+	evs := runSIO(t, p, "sio_routes.cjs", "WS_URL=ws://"+p.WS+"/mqtt", "RID="+rid)
+
+	if l := find(evs, "p1-sio", "login"); len(l) != 1 || l[0]["success"] != true || l[0]["id"] != "p1" {
+		t.Fatalf("passenger login with id = %v", l)
+	}
+	l := find(evs, "p2-sio", "login")
+	if len(l) != 1 || l[0]["success"] != true {
+		t.Fatalf("passenger login without id = %v", l)
+	}
+	gen, _ := l[0]["id"].(string)
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(gen) {
+		t.Fatalf("generated passenger id = %q, want 32 hex", gen)
+	}
+
+	type peer struct {
+		id  string
+		typ float64
+		gid string
+	}
+	message := func(who, body string) map[string]any {
+		t.Helper()
+		for _, m := range find(evs, who, "message") {
+			if c, _ := m["content"].(map[string]any); c["body"] == body {
+				return m
+			}
+		}
+		t.Fatalf("%s has no message %q; all %s", who, body, dump(evs))
+		return nil
+	}
+	check := func(who, body string, from, to peer) {
+		t.Helper()
+		m := message(who, body)
+		for name, want := range map[string]peer{"from": from, "to": to} {
+			got, _ := m[name].(map[string]any)
+			if got["id"] != want.id || got["type"] != want.typ {
+				t.Fatalf("%s's %q: %s = %v, want id %s type %v", who, body, name, got, want.id, want.typ)
+			}
+			if want.gid != "" && got["gid"] != want.gid {
+				t.Fatalf("%s's %q: %s = %v, want gid %s", who, body, name, got, want.gid)
+			}
+		}
+	}
+	check("bob-mqtt", "room from sio", peer{"alice", 2, rid}, peer{rid, 2, ""})
+	check("alice-sio", "room from mqtt", peer{"bob", 2, rid}, peer{rid, 2, ""})
+	check("carol-mqtt", "stranger from sio", peer{"alice", 4, ""}, peer{"carol", 4, ""})
+	check("alice-sio", "stranger from mqtt", peer{"carol", 4, ""}, peer{"alice", 4, ""})
+	check("bob-mqtt", "from passenger sio", peer{"p1", 3, ""}, peer{"bob", 3, ""})
+	check("p1-sio", "to passenger sio", peer{"bob", 0, ""}, peer{"p1", 0, ""})
+	check("alice-sio", "from passenger mqtt", peer{"pm", 3, ""}, peer{"alice", 3, ""})
+	check("pm-mqtt", "to passenger mqtt", peer{"alice", 0, ""}, peer{"pm", 0, ""})
+	check("alice-sio", "from generated passenger", peer{gen, 3, ""}, peer{"alice", 3, ""})
+	check("p2-sio", "to generated passenger", peer{"alice", 0, ""}, peer{gen, 0, ""})
 }
