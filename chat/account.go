@@ -75,6 +75,35 @@ type Connections interface {
 	// it also removes id's persistent sessions and their queued events,
 	// from memory and from the store, before it returns.
 	Disconnect(id Identity, cause KickCause, notBefore int64) int
+	// Live is the number of open connections of id (for the per-identity
+	// connection cap across real-time layers).
+	Live(id Identity) int
+}
+
+// MultiConnections is the Connections of several real-time layers (MQTT
+// and socket.io): Disconnect reaches each in turn and returns the total.
+type MultiConnections []Connections
+
+// Disconnect implements Connections.
+func (m MultiConnections) Disconnect(id Identity, cause KickCause, notBefore int64) int {
+	n := 0
+	for _, c := range m {
+		if c != nil {
+			n += c.Disconnect(id, cause, notBefore)
+		}
+	}
+	return n
+}
+
+// Live implements Connections: the sum over the layers.
+func (m MultiConnections) Live(id Identity) int {
+	n := 0
+	for _, c := range m {
+		if c != nil {
+			n += c.Live(id)
+		}
+	}
+	return n
 }
 
 // Account returns the access state of id (an empty one when none is

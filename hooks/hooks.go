@@ -74,6 +74,15 @@ type Options struct {
 	// that takes over its own client id does not count twice. Zero is
 	// DefaultMaxConnectionsPerUser, negative is unlimited.
 	MaxConnectionsPerUser int
+	// OtherConnections, when set, counts the live sessions of an identity
+	// on other real-time layers (socket.io): they count against
+	// MaxConnectionsPerUser too.
+	OtherConnections func(chat.Identity) int
+	// Limiter, when set, is the rate limiter of says, recalls and edits,
+	// shared with other real-time layers (socket.io) so that an identity
+	// has one budget over all its sessions; nil builds one from RateLimit
+	// and RateBurst. Its keys are chat.Identity.String().
+	Limiter *chat.RateLimiter
 	// Sessions, when set, keeps persistent MQTT sessions and their queued
 	// events across restarts ([Sessions]).
 	Sessions chat.SessionStore
@@ -124,9 +133,13 @@ func Register(b *broker.Server, opts Options) error {
 	opts.setDefaults()
 	reg := newRegistry(b.MQTT())
 	reg.maxPerIdentity = opts.MaxConnectionsPerUser
+	reg.others = opts.OtherConnections
 	b.SetSessions(reg.hasOther)
 	opts.Service.Connections = reg
-	limiter := chat.NewRateLimiter(opts.RateLimit, opts.RateBurst)
+	limiter := opts.Limiter
+	if limiter == nil {
+		limiter = chat.NewRateLimiter(opts.RateLimit, opts.RateBurst)
+	}
 	for _, h := range []mqtt.Hook{
 		&Presence{reg: reg, opts: opts},
 		&Auth{reg: reg, opts: opts, srv: b.MQTT()},
@@ -160,6 +173,9 @@ type registry struct {
 	// connection cap (maxPerIdentity; ≤ 0: none).
 	byIdentity     map[chat.Identity]map[string]struct{}
 	maxPerIdentity int
+	// others counts the sessions of an identity on other real-time layers
+	// (socket.io) for the cap; nil: none.
+	others func(chat.Identity) int
 
 	seed  maphash.Seed
 	locks [64]sync.Mutex // per identity: presence changes of one identity in order
@@ -237,7 +253,7 @@ func (r *registry) checkLocked(clientID string, id chat.Identity) error {
 	case o != nil && o.id != id && (live || !o.cl.Closed()):
 		return errClientIDTaken
 	}
-	if r.maxPerIdentity > 0 && r.liveConnections(id, clientID) >= r.maxPerIdentity {
+	if r.maxPerIdentity > 0 && r.liveConnections(id, clientID)+r.otherConnections(id) >= r.maxPerIdentity {
 		return errTooManyConnections
 	}
 	return nil
@@ -254,6 +270,22 @@ func (r *registry) liveConnections(id chat.Identity, except string) int {
 		}
 	}
 	return n
+}
+
+// otherConnections counts the sessions of id on other real-time layers
+// (Options.OtherConnections).
+func (r *registry) otherConnections(id chat.Identity) int {
+	if r.others == nil {
+		return 0
+	}
+	return r.others(id)
+}
+
+// Live implements chat.Connections: the open MQTT connections of id.
+func (r *registry) Live(id chat.Identity) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.liveConnections(id, "")
 }
 
 // hasOther reports whether id has a session under another client id than

@@ -71,7 +71,7 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 	st, ok := broker.ParseSendTopic(pk.TopicName)
 	target, allowed := st.Target(from.Kind)
 	switch {
-	case !h.limiter.Allow(string(cl.Properties.Username), svc.Now()):
+	case !h.limiter.Allow(from.String(), svc.Now()):
 		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", h.opts.RateLimit)
 		code = packets.ErrQuotaExceeded
 		svc.RefuseSay(from, cl.ID, pk.Payload, err)

@@ -71,7 +71,7 @@ func (h *Verbs) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, e
 			svc.RefuseVerb(from, cl.ID, pk.Payload, err)
 		}
 		code = ReasonCode(err)
-	case !h.limiter.Allow(string(cl.Properties.Username), svc.Now()):
+	case !h.limiter.Allow(from.String(), svc.Now()):
 		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", h.opts.RateLimit)
 		svc.RefuseVerb(from, cl.ID, pk.Payload, err)
 		code = packets.ErrQuotaExceeded

@@ -32,6 +32,9 @@ type login struct {
 	req       chat.LoginRequest
 	notifyAll bool
 	token     bool // a token login: the ban was checked with the token
+	// tokenIAT is the issue time (ms, at least 1) of a token login's
+	// token, for revocations; 0 for a signed login.
+	tokenIAT int64
 }
 
 // authQuery returns the auth value of the Engine.IO handshake URL
@@ -96,6 +99,7 @@ func (s *Server) credentials(ctx context.Context, raw string) (login, error) {
 			return lg, err
 		}
 		lg.req.Identity, lg.token = c.Subject, true
+		lg.tokenIAT = max(c.IssuedAt.UnixMilli(), 1)
 		if c.Subject.Kind == chat.KindUser {
 			lg.req.Install = a.Install
 			lg.notifyAll = jsonTrue(a.NotifyAll)

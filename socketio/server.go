@@ -49,6 +49,18 @@ type Options struct {
 	NoClientKey bool
 	// Throttle counts failed logins per address; nil: none.
 	Throttle *chat.LoginThrottle
+	// Limiter is the per-identity rate limit of says (mqtt.rate_limit),
+	// shared with MQTT's hooks so that an identity has one budget over all
+	// its sessions; keys are chat.Identity.String(). Nil: no limit.
+	// RateLimit is its rate, for the log line of a refusal.
+	Limiter   *chat.RateLimiter
+	RateLimit float64
+	// MaxConnectionsPerUser bounds the live sessions of one identity,
+	// socket.io and other layers together (mqtt.max_connections_per_user);
+	// ≤ 0: no cap. OtherConnections counts the sessions of the other
+	// layers (MQTT); nil counts none.
+	MaxConnectionsPerUser int
+	OtherConnections      func(chat.Identity) int
 	// Timeout bounds the store work of a login or a say.
 	Timeout      time.Duration
 	PingInterval time.Duration
@@ -82,6 +94,9 @@ type session struct {
 	id   string
 	who  chat.Identity
 	sock *socket.Socket
+	// tokenIAT is the issue time (ms) of the token the session logged in
+	// with; 0 for a signed login (never revoked).
+	tokenIAT int64
 }
 
 // New builds the endpoint. Service and Auth are required.
@@ -208,11 +223,15 @@ func (s *Server) connected(sock *socket.Socket) {
 		s.refuse(sock, chat.ErrorCode(err), chat.ErrorMessage(err), log)
 		return
 	}
-	ss := &session{id: SessionPrefix + string(sock.Id()), who: id, sock: sock}
+	ss := &session{id: SessionPrefix + string(sock.Id()), who: id, sock: sock, tokenIAT: lg.tokenIAT}
 	unlock := s.lock(id)
 	defer unlock()
 	if !sock.Connected() {
 		return // gone while logging in
+	}
+	if limit := s.opts.MaxConnectionsPerUser; limit > 0 && s.Live(id)+s.otherConnections(id) >= limit {
+		s.refuse(sock, chat.CodeRateLimited, "too many connections for this identity", log)
+		return
 	}
 	s.mu.Lock()
 	s.sessions[ss.id] = ss
@@ -229,6 +248,47 @@ func (s *Server) connected(sock *socket.Socket) {
 	emit(sock, "login", b)
 	s.opts.Service.SessionOpened(ctx, id, ss.id, lg.notifyAll)
 	log.Debug().Msg("socket.io login accepted")
+}
+
+// Disconnect implements chat.Connections for the socket.io sessions
+// (kick, ban, token revocation, erasure): each session of id is
+// disconnected from the namespace (the client sees "io server disconnect"
+// and does not reconnect by itself). With chat.KickRevoked, only the
+// sessions that logged in with a token issued at or before notBefore (ms).
+// socket.io keeps no session beyond its connection, so an erasure has
+// nothing more to remove. It returns how many sessions it ended.
+func (s *Server) Disconnect(id chat.Identity, cause chat.KickCause, notBefore int64) int {
+	s.mu.RLock()
+	var socks []*socket.Socket
+	for _, ss := range s.byID[id] {
+		if cause == chat.KickRevoked && (ss.tokenIAT == 0 || ss.tokenIAT > notBefore) {
+			continue
+		}
+		socks = append(socks, ss.sock)
+	}
+	s.mu.RUnlock()
+	for _, sock := range socks {
+		sock.Disconnect(false)
+	}
+	if len(socks) > 0 {
+		s.opts.Log.Info().Str("identity", id.String()).Int("sessions", len(socks)).Uint8("cause", uint8(cause)).Msg("socket.io sessions disconnected")
+	}
+	return len(socks)
+}
+
+// Live implements chat.Connections: the logged-in socket.io sessions of
+// id.
+func (s *Server) Live(id chat.Identity) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byID[id])
+}
+
+func (s *Server) otherConnections(id chat.Identity) int {
+	if s.opts.OtherConnections == nil {
+		return 0
+	}
+	return s.opts.OtherConnections(id)
 }
 
 // refuse answers a failed login and disconnects the namespace (41/chat).
@@ -283,9 +343,12 @@ func (s *Server) say(ss *session, args []any, log zerolog.Logger) {
 	}
 	target, ok := sayTarget(ss.who, payload)
 	var err error
-	if !ok {
+	switch {
+	case !s.opts.Limiter.Allow(ss.who.String(), s.opts.Service.Now()):
+		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", s.opts.RateLimit)
+	case !ok:
 		err = chat.Errorf(chat.CodeInvalid, "say needs to.id")
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 		_, err = s.opts.Service.Say(ctx, ss.who, ss.id, target, payload)
 		cancel()

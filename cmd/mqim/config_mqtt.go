@@ -65,14 +65,16 @@ type MQTTConfig struct {
 	// HookTimeout bounds the store work of one login or one message.
 	HookTimeout time.Duration `yaml:"hook_timeout"`
 	// RateLimit is how many says per second one identity (all its
-	// sessions together) may publish, sustained, and RateBurst how many at
-	// once; beyond them a say is refused with 5013 (MQTT 5 PUBACK 0x97).
+	// sessions together, MQTT and socket.io) may publish, sustained, and
+	// RateBurst how many at once; beyond them a say is refused with 5013
+	// (MQTT 5 PUBACK 0x97; socket.io drops it silently and logs it).
 	// 0 turns the limit off.
 	RateLimit float64 `yaml:"rate_limit"`
 	RateBurst int     `yaml:"rate_burst"`
-	// MaxConnectionsPerUser bounds the open connections of one identity;
-	// one more is refused (CONNACK 0x97 quota exceeded, or 5 not
-	// authorized on MQTT 3.1.1). 0 turns the cap off.
+	// MaxConnectionsPerUser bounds the open connections of one identity,
+	// MQTT and socket.io together; one more is refused (CONNACK 0x97 quota
+	// exceeded, or 5 not authorized on MQTT 3.1.1; socket.io login error
+	// 5013). 0 turns the cap off.
 	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 // needTool skips the test when a tool is missing on a developer machine,
@@ -76,7 +77,23 @@ type proc struct {
 // until every listener is bound. extraEnv overrides the environment.
 func startMQIM(t testing.TB, dataDir string, extraEnv ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binPath)
+	return startMQIMArgs(t, dataDir, nil, extraEnv...)
+}
+
+// startMQIMConfig is startMQIM with a --config file holding yaml.
+func startMQIMConfig(t testing.TB, dataDir, yaml string, extraEnv ...string) *proc {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mqim.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startMQIMArgs(t, dataDir, []string{"--config", path}, extraEnv...)
+}
+
+// startMQIMArgs is startMQIM with command-line arguments.
+func startMQIMArgs(t testing.TB, dataDir string, args []string, extraEnv ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(),
 		"MQIM_DATA_DIR="+dataDir,
 		"MQIM_HTTP_ADDR=127.0.0.1:0",
@@ -145,6 +162,22 @@ func (p *proc) readLogs(r io.Reader, ready chan struct{}) {
 			close(ready)
 		}
 	}
+}
+
+// waitLog waits until a log line matches (30s bound a hang, not a
+// timing assertion).
+func (p *proc) waitLog(t testing.TB, what string, match func(map[string]any) bool) {
+	t.Helper()
+	testwait.Until(t, "log line "+what, 30*time.Second, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, l := range p.logs {
+			if match(l) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func (p *proc) logText() string {

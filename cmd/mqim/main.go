@@ -162,20 +162,29 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openAttachments(); err != nil {
 		return err
 	}
+	// The socket.io endpoint exists before the broker starts: the MQTT
+	// hooks count its sessions and account control reaches them
+	// (startMQTT).
+	// mqtt.rate_limit and mqtt.max_connections_per_user hold per
+	// identity over both protocols.
+	sioAuth := *m.Auth
+	sioAuth.Tolerance = c.SocketIO.SignTolerance
+	m.mqtt.limiter = chat.NewRateLimiter(c.MQTT.RateLimit, c.MQTT.RateBurst)
+	m.SocketIO = socketio.New(socketio.Options{
+		Service:               m.Service,
+		Auth:                  &sioAuth,
+		NoClientKey:           !c.App.ClientKeyLogin,
+		Throttle:              m.Throttle,
+		Limiter:               m.mqtt.limiter,
+		RateLimit:             c.MQTT.RateLimit,
+		MaxConnectionsPerUser: c.MQTT.MaxConnectionsPerUser,
+		OtherConnections:      m.mqttLive,
+		Timeout:               c.MQTT.HookTimeout,
+		Log:                   m.Log.With().Str("component", "socketio").Logger(),
+	})
 	if err := m.startMQTT(ctx); err != nil {
 		return err
 	}
-
-	sioAuth := *m.Auth
-	sioAuth.Tolerance = c.SocketIO.SignTolerance
-	m.SocketIO = socketio.New(socketio.Options{
-		Service:     m.Service,
-		Auth:        &sioAuth,
-		NoClientKey: !c.App.ClientKeyLogin,
-		Throttle:    m.Throttle,
-		Timeout:     c.MQTT.HookTimeout,
-		Log:         m.Log.With().Str("component", "socketio").Logger(),
-	})
 	m.Service.Publisher = m.SocketIO.Publisher(m.Service.Publisher)
 
 	m.HTTP = rest.New(rest.Options{

@@ -20,6 +20,21 @@ type mqttParts struct {
 	// cancel ends the hooks' lifetime context, after the broker has
 	// stopped (its last OnDisconnect calls still use the store).
 	cancel context.CancelFunc
+	// limiter is the say rate limit of each identity, one budget over MQTT
+	// and socket.io (mqtt.rate_limit; nil: off).
+	limiter *chat.RateLimiter
+	// conns is the MQTT registry's chat.Connections, which the socket.io
+	// endpoint asks for the per-identity connection cap.
+	conns chat.Connections
+}
+
+// mqttLive is the number of open MQTT connections of id (for socket.io's
+// share of mqtt.max_connections_per_user).
+func (m *Main) mqttLive(id chat.Identity) int {
+	if m.mqtt.conns == nil {
+		return 0
+	}
+	return m.mqtt.conns.Live(id)
 }
 
 // startMQTT builds the broker from m.Config.MQTT, adds the mqim hooks,
@@ -83,6 +98,10 @@ func (m *Main) startMQTT(_ context.Context) error {
 	if perUser == 0 {
 		perUser = -1
 	}
+	var sioLive func(chat.Identity) int
+	if m.SocketIO != nil {
+		sioLive = m.SocketIO.Live
+	}
 	hctx, cancel := context.WithCancel(context.Background())
 	m.mqtt.broker, m.mqtt.cancel = b, cancel
 	err := hooks.Register(b, hooks.Options{
@@ -96,6 +115,8 @@ func (m *Main) startMQTT(_ context.Context) error {
 		Timeout:               c.HookTimeout,
 		RateLimit:             rate,
 		RateBurst:             c.RateBurst,
+		Limiter:               m.mqtt.limiter,
+		OtherConnections:      sioLive,
 		BaseContext:           hctx,
 		Log:                   log,
 		MaxConnectionsPerUser: perUser,
@@ -103,6 +124,12 @@ func (m *Main) startMQTT(_ context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	m.mqtt.conns = m.Service.Connections
+	if m.SocketIO != nil {
+		// Kick, ban, revocation and erasure end the identity's socket.io
+		// sessions too.
+		m.Service.Connections = chat.MultiConnections{m.Service.Connections, m.SocketIO}
 	}
 	m.Service.Publisher = b
 	if err := b.Start(); err != nil {

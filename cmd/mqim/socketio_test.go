@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 )
 
@@ -193,4 +194,167 @@ func TestMain_SocketIOMQTT(t *testing.T) {
 	if on, off := values("a1", "online"), values("a1", "offline"); len(on) != 1 || on[0] != "carol" || len(off) != 1 || off[0] != "carol" {
 		t.Fatalf("alice (socket.io) presence events: online %v offline %v", on, off)
 	}
+}
+
+// Ensure account control reaches socket.io sessions (test/js/sio_account.cjs):
+// a kick ends alice's two socket.io sessions and her MQTT one and counts
+// all three; a ban ends her socket.io session and refuses her next
+// socket.io login; a token revocation ends only bob's token session (a
+// kick afterwards still finds his signed one); an erasure ends carol's.
+func TestMain_SocketIOAccount(t *testing.T) {
+	p := startMQIM(t, t.TempDir())
+	_, err := os.Stat("../../test/js/node_modules/mqtt")
+	needTool(t, "MQTT.js", "make test-deps", err != nil)
+	evs := runSIO(t, p, "sio_account.cjs", "WS_URL=ws://"+p.WS+"/mqtt", "MASTER="+p.Master)
+	restBody := func(what string) map[string]any {
+		t.Helper()
+		got := find(evs, "rest", what)
+		if len(got) != 1 {
+			t.Fatalf("rest %s: %v; all %s", what, got, dump(evs))
+		}
+		b, _ := got[0]["body"].(map[string]any)
+		return b
+	}
+	if got := restBody("kick"); got["kicked"] != float64(3) {
+		t.Fatalf("kick = %v, want kicked 3 (two socket.io sessions, one MQTT)", got)
+	}
+	if got := restBody("revoke"); got["disconnected"] != float64(1) {
+		t.Fatalf("revoke = %v, want disconnected 1 (the token session only)", got)
+	}
+	if got := restBody("kick-bob"); got["kicked"] != float64(1) {
+		t.Fatalf("kick after revoke = %v, want kicked 1 (the signed session)", got)
+	}
+	for _, who := range []string{"a1", "a2", "a3", "b-token", "b-sign", "c1"} {
+		if l := find(evs, who, "login"); len(l) != 1 || l[0]["success"] != true {
+			t.Fatalf("%s login = %v; all %s", who, l, dump(evs))
+		}
+		if d := find(evs, who, "disconnect"); len(d) != 1 || d[0]["value"] != "io server disconnect" {
+			t.Fatalf("%s disconnect = %v, want the server's namespace disconnect; all %s", who, d, dump(evs))
+		}
+	}
+	if c := find(evs, "alice-mqtt", "close"); len(c) != 1 {
+		t.Fatalf("alice's MQTT session was not closed by the kick: %s", dump(evs))
+	}
+	l := find(evs, "a4", "login")
+	if len(l) != 1 || l[0]["success"] != false || l[0]["error"] != float64(5003) {
+		t.Fatalf("banned login = %v, want success false, error 5003 (a ban is unauthorized)", l)
+	}
+	if d := find(evs, "a4", "disconnect"); len(d) != 1 || d[0]["value"] != "io server disconnect" {
+		t.Fatalf("banned login disconnect = %v", d)
+	}
+}
+
+// Ensure mqtt.max_connections_per_user and mqtt.rate_limit hold per
+// identity over socket.io and MQTT together (test/js/sio_limits.cjs, cap
+// 2, a say budget of 2): with one MQTT and one socket.io session, a
+// socket.io login is refused with login {"success":false,"error":5013}
+// then 41/chat, and an MQTT 5 CONNECT with CONNACK 0x97; one MQTT say and
+// one socket.io say pass, then a socket.io say is refused silently (no
+// ack, logged on the server with 5013, not stored) and an MQTT say with
+// PUBACK 0x97.
+func TestMain_SocketIOLimits(t *testing.T) {
+	p := startMQIMConfig(t, t.TempDir(), "mqtt:\n  max_connections_per_user: 2\n  rate_limit: 0.001\n  rate_burst: 2\n")
+	_, err := os.Stat("../../test/js/node_modules/mqtt")
+	needTool(t, "MQTT.js", "make test-deps", err != nil)
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
+	evs := runSIO(t, p, "sio_limits.cjs", "WS_URL=ws://"+p.WS+"/mqtt")
+	if l := find(evs, "a1", "login"); len(l) != 1 || l[0]["success"] != true {
+		t.Fatalf("a1 login = %v; all %s", l, dump(evs))
+	}
+	if l := find(evs, "a2", "login"); len(l) != 1 || l[0]["success"] != false || l[0]["error"] != float64(5013) {
+		t.Fatalf("a2 login over the cap = %v, want success false, error 5013; all %s", l, dump(evs))
+	}
+	if d := find(evs, "a2", "disconnect"); len(d) != 1 || d[0]["value"] != "io server disconnect" {
+		t.Fatalf("a2 disconnect = %v", d)
+	}
+	if r := find(evs, "alice-mqtt-2", "refused"); len(r) != 1 || r[0]["value"] != float64(0x97) {
+		t.Fatalf("MQTT connection over the cap = %v, want CONNACK 0x97; all %s", r, dump(evs))
+	}
+	if a := find(evs, "a1", "ack"); len(a) != 1 || a[0]["ack"] != float64(1) {
+		t.Fatalf("a1 acks = %v, want only 1", a)
+	}
+	if ok := find(evs, "alice-mqtt", "puback"); len(ok) != 1 || ok[0]["value"] != "m1" {
+		t.Fatalf("MQTT says accepted = %v, want m1; all %s", ok, dump(evs))
+	}
+	if e := find(evs, "alice-mqtt", "puback-error"); len(e) != 1 || e[0]["code"] != float64(0x97) {
+		t.Fatalf("MQTT say over the budget = %v, want PUBACK 0x97; all %s", e, dump(evs))
+	}
+	p.waitLog(t, "socket.io say refused 5013", func(l map[string]any) bool {
+		return l["message"] == "socket.io say refused" && l["code"] == float64(5013)
+	})
+	r := p.do("GET", "/ctx/alice/friends/bob/chats?limit=10", nil)
+	expect(t, "history", r, 200)
+	for body, want := range map[string]bool{"m1": true, "s1": true, "s2": false, "m2": false} {
+		if got := bytes.Contains(r.Body, []byte(`"body":"`+body+`"`)); got != want {
+			t.Fatalf("history has %s: %v, want %v; history %s", body, got, want, r.Body)
+		}
+	}
+}
+
+// Ensure passenger logins over socket.io (with an id, and without one: a
+// generated 32-hex id in login) and the room, stranger and passenger
+// routes between socket.io and MQTT.js sessions, both ways
+// (test/js/sio_routes.cjs): each receiver gets the message with the from
+// and to of docs/realtime.md's routing table; a socket.io passenger's say
+// has to {id} with no type.
+func TestMain_SocketIORoutes(t *testing.T) {
+	p := startMQIM(t, t.TempDir())
+	_, err := os.Stat("../../test/js/node_modules/mqtt")
+	needTool(t, "MQTT.js", "make test-deps", err != nil)
+	r := p.do("POST", "/rooms", map[string]any{"members": []string{"alice", "bob"}})
+	expect(t, "room", r, 201)
+	var rid string
+	r.JSON(t, &rid)
+	evs := runSIO(t, p, "sio_routes.cjs", "WS_URL=ws://"+p.WS+"/mqtt", "RID="+rid)
+
+	if l := find(evs, "p1-sio", "login"); len(l) != 1 || l[0]["success"] != true || l[0]["id"] != "p1" {
+		t.Fatalf("passenger login with id = %v", l)
+	}
+	l := find(evs, "p2-sio", "login")
+	if len(l) != 1 || l[0]["success"] != true {
+		t.Fatalf("passenger login without id = %v", l)
+	}
+	gen, _ := l[0]["id"].(string)
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(gen) {
+		t.Fatalf("generated passenger id = %q, want 32 hex", gen)
+	}
+
+	type peer struct {
+		id  string
+		typ float64
+		gid string
+	}
+	message := func(who, body string) map[string]any {
+		t.Helper()
+		for _, m := range find(evs, who, "message") {
+			if c, _ := m["content"].(map[string]any); c["body"] == body {
+				return m
+			}
+		}
+		t.Fatalf("%s has no message %q; all %s", who, body, dump(evs))
+		return nil
+	}
+	check := func(who, body string, from, to peer) {
+		t.Helper()
+		m := message(who, body)
+		for name, want := range map[string]peer{"from": from, "to": to} {
+			got, _ := m[name].(map[string]any)
+			if got["id"] != want.id || got["type"] != want.typ {
+				t.Fatalf("%s's %q: %s = %v, want id %s type %v", who, body, name, got, want.id, want.typ)
+			}
+			if want.gid != "" && got["gid"] != want.gid {
+				t.Fatalf("%s's %q: %s = %v, want gid %s", who, body, name, got, want.gid)
+			}
+		}
+	}
+	check("bob-mqtt", "room from sio", peer{"alice", 2, rid}, peer{rid, 2, ""})
+	check("alice-sio", "room from mqtt", peer{"bob", 2, rid}, peer{rid, 2, ""})
+	check("carol-mqtt", "stranger from sio", peer{"alice", 4, ""}, peer{"carol", 4, ""})
+	check("alice-sio", "stranger from mqtt", peer{"carol", 4, ""}, peer{"alice", 4, ""})
+	check("bob-mqtt", "from passenger sio", peer{"p1", 3, ""}, peer{"bob", 3, ""})
+	check("p1-sio", "to passenger sio", peer{"bob", 0, ""}, peer{"p1", 0, ""})
+	check("alice-sio", "from passenger mqtt", peer{"pm", 3, ""}, peer{"alice", 3, ""})
+	check("pm-mqtt", "to passenger mqtt", peer{"alice", 0, ""}, peer{"pm", 0, ""})
+	check("alice-sio", "from generated passenger", peer{gen, 3, ""}, peer{"alice", 3, ""})
+	check("p2-sio", "to generated passenger", peer{"alice", 0, ""}, peer{gen, 0, ""})
 }
