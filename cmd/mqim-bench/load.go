@@ -22,6 +22,9 @@ const (
 	ScenarioFriend = "friend"
 	ScenarioGroup  = "group"
 	ScenarioConns  = "conns"
+	// ScenarioFriendSIO is friend over socket.io (mqim only): MaxIM says
+	// with an ack field, acknowledged by the ack event.
+	ScenarioFriendSIO = "friend-sio"
 )
 
 // Params describes one load run.
@@ -88,6 +91,7 @@ type client struct {
 	idx  int
 	user string
 	c    paho.Client
+	sio  *sioConn // friend-sio: the socket.io connection instead of c
 
 	// Sending side, owned by the sender goroutines until the run ends.
 	topic string
@@ -148,17 +152,24 @@ func appendSay(b []byte, sender int, seq uint64, now time.Duration) []byte {
 func (cl *client) onMessage(_ paho.Client, m paho.Message) {
 	now := time.Since(epoch)
 	topic := m.Topic()
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
 	if !strings.HasSuffix(topic, "/message") {
+		cl.mu.Lock()
 		if strings.HasSuffix(topic, "/error") {
 			cl.refused++ // a say of this client was refused (MQTT 3.1.1 PUBACKs it anyway)
 		} else {
 			cl.other++
 		}
+		cl.mu.Unlock()
 		return
 	}
-	sender, seq, sent, ok := parseBody(m.Payload())
+	cl.deliver(now, m.Payload())
+}
+
+// deliver counts a message event received at now.
+func (cl *client) deliver(now time.Duration, payload []byte) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	sender, seq, sent, ok := parseBody(payload)
 	if !ok {
 		cl.bad++
 		return
@@ -241,8 +252,9 @@ func tokenErr(t paho.Token) error {
 }
 
 // connectAll connects clients with workers at a time; extra returns the
-// extra filters of a client.
-func (r *Runner) connectAll(clients []*client, workers int, extra func(*client) []string) (int, error) {
+// extra filters of a client. sioWindow > 0 connects over socket.io
+// instead, with that many says in flight per sender.
+func (r *Runner) connectAll(clients []*client, workers int, extra func(*client) []string, sioWindow int) (int, error) {
 	if workers <= 0 {
 		workers = 32
 	}
@@ -263,7 +275,11 @@ func (r *Runner) connectAll(clients []*client, workers int, extra func(*client) 
 				if extra != nil {
 					ex = extra(clients[i])
 				}
-				if err := r.connect(clients[i], ex...); err != nil {
+				connect := func() error { return r.connect(clients[i], ex...) }
+				if sioWindow > 0 {
+					connect = func() error { return r.connectSIO(clients[i], sioWindow) }
+				}
+				if err := connect(); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					continue
 				}
@@ -284,6 +300,9 @@ func disconnectAll(clients []*client) {
 		go func() {
 			defer wg.Done()
 			for cl := range ch {
+				if cl.sio != nil {
+					cl.sio.close()
+				}
 				if cl.c != nil && cl.c.IsConnectionOpen() {
 					cl.c.Disconnect(0)
 				}
@@ -308,7 +327,7 @@ func newClients(n int, prefix string) []*client {
 // Run runs p against the broker.
 func (r *Runner) Run(ctx context.Context, p Params) (*Result, error) {
 	switch p.Scenario {
-	case ScenarioFriend, ScenarioGroup:
+	case ScenarioFriend, ScenarioGroup, ScenarioFriendSIO:
 		return r.runMessages(ctx, p)
 	case ScenarioConns:
 		return r.runConns(ctx, p)
@@ -330,7 +349,14 @@ func (r *Runner) runMessages(ctx context.Context, p Params) (*Result, error) {
 	var clients []*client
 	var routes []route
 	extra := func(*client) []string { return nil }
+	sioWindow := 0
 	switch p.Scenario {
+	case ScenarioFriendSIO:
+		if !r.B.MaxIM() {
+			return res, fmt.Errorf("%s: socket.io is mqim's only", p.Scenario)
+		}
+		sioWindow = p.InFlight
+		fallthrough
 	case ScenarioFriend:
 		clients = newClients(2*p.Pairs, "f")
 		for i := 0; i < len(clients); i += 2 {
@@ -354,7 +380,7 @@ func (r *Runner) runMessages(ctx context.Context, p Params) (*Result, error) {
 		}
 	}
 	start := time.Now()
-	n, err := r.connectAll(clients, p.ConnectWorkers, extra)
+	n, err := r.connectAll(clients, p.ConnectWorkers, extra, sioWindow)
 	res.Connected, res.ConnectTime = n, time.Since(start)
 	defer disconnectAll(clients)
 	if err != nil {
@@ -364,7 +390,7 @@ func (r *Runner) runMessages(ctx context.Context, p Params) (*Result, error) {
 	// Topics, and for mqim the friendships and groups.
 	for g, rt := range routes {
 		switch {
-		case p.Scenario == ScenarioFriend && r.B.MaxIM():
+		case p.Scenario == ScenarioFriend && r.B.MaxIM(), p.Scenario == ScenarioFriendSIO:
 			rt.from.topic = "say/friend/" + rt.to[0].user
 			if rt.from.idx%2 == 0 {
 				if _, err := r.B.rest(ctx, "POST", "/ctx/"+rt.from.user+"/friends/"+rt.to[0].user, ""); err != nil {
@@ -406,6 +432,10 @@ func (r *Runner) runMessages(ctx context.Context, p Params) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if sioWindow > 0 {
+				sendSIO(rt.from, rt.to[0].user, perSender, stop)
+				return
+			}
 			send(rt.from, p.InFlight, perSender, stop)
 		}()
 	}
@@ -546,7 +576,7 @@ func (r *Runner) runConns(_ context.Context, p Params) (*Result, error) {
 	cpu0, _ := CPUTime(pid)
 	clients := newClients(p.Conns, "c")
 	start := time.Now()
-	n, err := r.connectAll(clients, p.ConnectWorkers, nil)
+	n, err := r.connectAll(clients, p.ConnectWorkers, nil, 0)
 	res.Connected, res.ConnectTime = n, time.Since(start)
 	defer disconnectAll(clients)
 	if err != nil {

@@ -10,7 +10,10 @@
 //     or at a target total rate;
 //   - group: groups of 50 members, member 0 of each sending QoS 1 messages
 //     that the 49 others receive;
-//   - conns: N idle logged-in clients, each subscribed to its inbox.
+//   - conns: N idle logged-in clients, each subscribed to its inbox;
+//   - friend-sio (mqim only): friend over socket.io (Engine.IO v3,
+//     websocket, namespace /chat, as MaxIM's SDKs speak it), each sender
+//     with at most N says awaiting their ack event.
 //
 // On mqim, senders publish MaxIM says (say/friend/{uid}, say/group/{gid})
 // and receivers read users/{me}/message. Mosquitto and bare mochi are pure
@@ -85,7 +88,7 @@ func main() {
 	fs.StringVar(&c.ProfileDir, "profile", "", "suite/run: save mqim CPU and allocation profiles of friend and group runs here")
 	fs.IntVar(&c.ProfileSeconds, "profile-seconds", 5, "length of the CPU profile")
 	fs.IntVar(&c.Procs, "procs", 0, "GOMAXPROCS of the load generator (0: Go's default)")
-	fs.StringVar(&c.Scenario, "scenario", ScenarioFriend, "run: friend, group or conns")
+	fs.StringVar(&c.Scenario, "scenario", ScenarioFriend, "run: friend, friend-sio, group or conns")
 	fs.StringVar(&c.BrokerKind, "broker", KindMQIM, "run: mqim, mosquitto or mochi")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile here")
 	brokers := fs.String("brokers", "mosquitto,mochi,mqim", "suite: brokers to compare, in order")
@@ -175,7 +178,7 @@ func raiseFileLimit() {
 func (c *Config) params(scenario string, rate float64) Params {
 	p := Params{Scenario: scenario, InFlight: c.InFlight, Duration: c.Duration, Rate: rate, ConnectWorkers: 32}
 	switch scenario {
-	case ScenarioFriend:
+	case ScenarioFriend, ScenarioFriendSIO:
 		p.Pairs = c.Pairs
 	case ScenarioGroup:
 		p.Groups, p.GroupSize = c.Groups, c.GroupSize

@@ -10,8 +10,8 @@ import (
 )
 
 // TestSmoke keeps the harness from rotting: every scenario runs briefly
-// against mqim (the real binary, built here) and bare mochi, and against
-// Mosquitto when it is installed, and must deliver something, lose nothing
+// against mqim (the real binary, built here; friend-sio on mqim only) and
+// bare mochi, and against Mosquitto when it is installed, and must deliver something, lose nothing
 // and duplicate nothing. How fast does not matter here.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
@@ -45,7 +45,11 @@ func TestSmoke(t *testing.T) {
 		t.Log("mosquitto not installed: skipped")
 	}
 	for _, kind := range brokers {
-		for _, sc := range []string{ScenarioFriend, ScenarioGroup, ScenarioConns} {
+		scenarios := []string{ScenarioFriend, ScenarioGroup, ScenarioConns}
+		if kind == KindMQIM {
+			scenarios = append(scenarios, ScenarioFriendSIO)
+		}
+		for _, sc := range scenarios {
 			for _, rate := range []float64{0, 200} {
 				if rate > 0 && sc != ScenarioFriend {
 					continue
