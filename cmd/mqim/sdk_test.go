@@ -1,9 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Ensure the real MaxIM JS SDK (maxleap-im 3.0.17 from npm, its files
@@ -54,4 +61,58 @@ func TestMain_MaxIMSDK(t *testing.T) {
 		t.Fatalf("wrong-key handshakes in 5 s = %v, want 1 or 2", hs["mallory"])
 	}
 	t.Logf("handshakes per client: %v", hs)
+}
+
+// Ensure the SDK reconnects by itself after a server restart (same ports,
+// same data directory) and receives a message sent after it.
+func TestMain_MaxIMSDKRestart(t *testing.T) {
+	jsDir, _ := filepath.Abs("../../test/js")
+	_, err := exec.LookPath("node")
+	needTool(t, "node", "install Node.js", err != nil)
+	_, err = os.Stat(filepath.Join(jsDir, "node_modules", "maxleap-im"))
+	needTool(t, "maxleap-im", "make test-deps", err != nil)
+	dir := t.TempDir()
+	p := startMQIM(t, dir)
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
+	ports := []string{"MQIM_HTTP_ADDR=" + strings.TrimPrefix(p.HTTP, "http://"), "MQIM_MQTT_ADDR=" + p.MQTT, "MQIM_WS_ADDR=" + p.WS}
+
+	// The script bounds its own waits; the context only guards against a hang.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(jsDir, "sdk.cjs"))
+	cmd.Env = append(os.Environ(), "MODE=restart", "BASE="+p.HTTP, "APP="+p.AppID, "KEY="+p.Key)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var evs []sioEvent
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var ev sioEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("bad line %q", sc.Text())
+		}
+		evs = append(evs, ev)
+		if ev.Who == "script" && ev.Event == "restart-me" {
+			p.stop()
+			p = startMQIM(t, dir, ports...)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("node sdk.cjs: %v\nevents: %s\nstderr: %s", err, dump(evs), stderr.String())
+	}
+	logins := find(evs, "alice", "login")
+	if len(logins) != 2 || logins[0]["success"] != true || logins[1]["success"] != true {
+		t.Fatalf("alice's logins = %v, want 2 successful (before and after the restart); all: %s", logins, dump(evs))
+	}
+	msgs := find(evs, "alice", "message")
+	if len(msgs) != 1 || msgs[0]["content"].(map[string]any)["body"] != "after the restart" {
+		t.Fatalf("alice's messages = %v; all: %s", msgs, dump(evs))
+	}
+	t.Logf("handshakes per client: %v", find(evs, "script", "handshakes"))
 }

@@ -11,6 +11,8 @@
 // passenger logs in through the SDK; a login signed with a wrong key fails
 // and the SDK's handshakes for it are counted over HOLD_MS.
 //
+// MODE=restart checks the SDK's reconnect across a server restart (below).
+//
 // Prints one JSON line per event: {"who","event","payload"}.
 // env: BASE, APP, KEY, HOLD_MS (default 5000).
 'use strict';
@@ -66,6 +68,10 @@ function loadSDK() {
 }
 const io = require('socket.io-client'); // 1.4.8, for bob
 
+// logins counts each login event the SDK's callback gets (it is called again
+// on every reconnect).
+const logins = {};
+
 function sdkLogin(who, options) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(who + ': no login')), 10000);
@@ -74,6 +80,7 @@ function sdkLogin(who, options) {
     client = im(Object.assign({ appId: APP }, options), (res) => {
       clearTimeout(timer);
       out(who, 'login', res);
+      logins[who] = (logins[who] || 0) + 1;
       resolve(client);
     });
     client.onMessage((m) => out(who, 'message', m));
@@ -103,6 +110,7 @@ async function waitFor(what, pred, ms = 10000) {
 }
 
 async function main() {
+  if (process.env.MODE === 'restart') return restart();
   const bob = await rawLogin('bob', { app: APP, sign: sign(), client: 'bob' });
   let bobGot = 0;
   bob.on('message', () => { bobGot++; });
@@ -129,6 +137,25 @@ async function main() {
   await sleep(HOLD_MS);
   out('script', 'handshakes', handshakes);
 
+  bob.close();
+  out('script', 'done', null);
+}
+
+// MODE=restart: alice logs in through the SDK and prints "restart-me"; the
+// Go test restarts the server on the same ports and data directory. The SDK
+// reconnects by itself (its socket.io-client sends the same auth again and
+// the server answers login anew); bob then logs in on the new server and
+// sends to alice, who must receive it on the reconnected SDK session.
+async function restart() {
+  const alice = await sdkLogin('alice', { clientId: KEY, userId: 'alice' });
+  let got = null;
+  alice.onMessage((m) => { got = m; });
+  out('script', 'restart-me', null);
+  await waitFor('alice to log in again after the restart', () => logins.alice >= 2, 30000);
+  const bob = await rawLogin('bob', { app: APP, sign: sign(), client: 'bob' });
+  bob.emit('say', { to: { id: 'alice', type: 0 }, content: { media: 0, body: 'after the restart' } });
+  await waitFor('alice to get bob\'s message after the restart', () => got !== null);
+  out('script', 'handshakes', handshakes);
   bob.close();
   out('script', 'done', null);
 }
