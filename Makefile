@@ -28,7 +28,7 @@ test: test-deps
 
 # MQTT.js for the browser-client end-to-end test (npm ships with Node).
 test-deps:
-	@if command -v npm >/dev/null 2>&1 && [ ! -d test/js/node_modules/mqtt ]; then \
+	@if command -v npm >/dev/null 2>&1 && { [ ! -d test/js/node_modules/mqtt ] || [ ! -d test/js/node_modules/maxleap-im ]; }; then \
 		npm ci --prefix test/js --no-audit --no-fund --loglevel=error; fi
 
 test-short:
