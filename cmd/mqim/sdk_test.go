@@ -18,7 +18,7 @@ import (
 // logs in, exchanges friend messages both ways with a socket.io client,
 // reaches REST with its signature headers, logs a passenger in, and on a
 // login signed with a wrong key gets 5003 and stops: at most 2 handshakes
-// in the 5 s the script waits.
+// in the 10 s the script waits.
 func TestMain_MaxIMSDK(t *testing.T) {
 	jsDir, _ := filepath.Abs("../../test/js")
 	_, err := os.Stat(filepath.Join(jsDir, "node_modules", "maxleap-im"))
@@ -58,7 +58,7 @@ func TestMain_MaxIMSDK(t *testing.T) {
 	}
 	hs := one("script", "handshakes")
 	if n, _ := hs["mallory"].(float64); n < 1 || n > 2 {
-		t.Fatalf("wrong-key handshakes in 5 s = %v, want 1 or 2", hs["mallory"])
+		t.Fatalf("wrong-key handshakes in 10 s = %v, want 1 or 2", hs["mallory"])
 	}
 	t.Logf("handshakes per client: %v", hs)
 }

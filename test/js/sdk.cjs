@@ -14,13 +14,13 @@
 // MODE=restart checks the SDK's reconnect across a server restart (below).
 //
 // Prints one JSON line per event: {"who","event","payload"}.
-// env: BASE, APP, KEY, HOLD_MS (default 5000).
+// env: BASE, APP, KEY, HOLD_MS (default 10000).
 'use strict';
 const crypto = require('crypto');
 const http = require('http');
 
 const { BASE, APP, KEY } = process.env;
-const HOLD_MS = Number(process.env.HOLD_MS || 5000);
+const HOLD_MS = Number(process.env.HOLD_MS || 10000);
 const base = new URL(BASE);
 const out = (who, event, payload) => process.stdout.write(JSON.stringify({ who, event, payload: payload === undefined ? null : payload }) + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
