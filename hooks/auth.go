@@ -188,19 +188,6 @@ func (h *Auth) keepalive(cl *mqtt.Client) (refusal, bool) {
 	return refusal{}, true
 }
 
-// authObject is the MaxIM auth object (docs/maxim.md §4.1) as a password.
-type authObject struct {
-	App       *string         `json:"app"`
-	Sign      string          `json:"sign"`
-	Client    *string         `json:"client"`
-	Install   string          `json:"install"`
-	NotifyAll json.RawMessage `json:"notifyAll"`
-	Passenger json.RawMessage `json:"passenger"`
-	Username  json.RawMessage `json:"username"`
-	Phone     json.RawMessage `json:"phone"`
-	OAuth     json.RawMessage `json:"oauth"`
-}
-
 // errUnsupportedMode refuses the login modes that need a MaxLeap account
 // system.
 var errUnsupportedMode = errors.New("login mode not supported: no account provider is configured")
@@ -247,7 +234,7 @@ func (h *Auth) credentials(ctx context.Context, username string, password []byte
 	req := &lg.LoginRequest
 	sign := string(pw)
 	if pw[0] == '{' {
-		var a authObject
+		var a chat.AuthObject
 		if err := json.Unmarshal(pw, &a); err != nil {
 			return lg, false, refuseBadCredentials, errors.New("malformed auth object")
 		}
@@ -258,23 +245,19 @@ func (h *Auth) credentials(ctx context.Context, username string, password []byte
 		// Precedence of docs/maxim.md §4.1: passenger > username > phone >
 		// oauth > client.
 		switch {
-		case !isNull(a.Passenger):
+		case a.IsPassenger():
 			if id.Kind != chat.KindPassenger {
 				return lg, false, refuseNotAuthorized, errors.New("a passenger login needs the username passenger:<id>")
 			}
-			attrs := chat.Attributes{}
-			if err := json.Unmarshal(a.Passenger, &attrs); err != nil {
-				return lg, false, refuseBadCredentials, errors.New("passenger must be an object")
+			pid, attrs, err := a.PassengerFields()
+			if attrs == nil {
+				return lg, false, refuseBadCredentials, errors.New(chat.ErrorMessage(err))
 			}
-			if raw, ok := attrs["id"]; ok && !isNull(raw) {
-				var pid string
-				if json.Unmarshal(raw, &pid) != nil || pid != id.ID {
-					return lg, false, refuseNotAuthorized, errors.New("passenger.id does not match the username")
-				}
+			if err != nil || (pid != "" && pid != id.ID) {
+				return lg, false, refuseNotAuthorized, errors.New("passenger.id does not match the username")
 			}
-			delete(attrs, "id")
 			req.Attributes = attrs
-		case !isNull(a.Username), !isNull(a.Phone), !isNull(a.OAuth):
+		case a.NeedsAccounts():
 			return lg, false, refuseNotAuthorized, errUnsupportedMode
 		default:
 			if id.Kind != chat.KindUser {
@@ -284,7 +267,7 @@ func (h *Auth) credentials(ctx context.Context, username string, password []byte
 				return lg, false, refuseNotAuthorized, errors.New("client does not match the username")
 			}
 			req.Install = a.Install
-			notifyAll = jsonTrue(a.NotifyAll)
+			notifyAll = a.WantsNotifyAll()
 		}
 	}
 	if !h.opts.AllowRawKey && !strings.Contains(sign, ",") {
@@ -332,18 +315,4 @@ func remoteIP(remote string) string {
 		return host
 	}
 	return remote
-}
-
-func isNull(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) == 0 || string(raw) == "null"
-}
-
-// jsonTrue reads a flag leniently: true, "true" or 1.
-func jsonTrue(raw json.RawMessage) bool {
-	switch string(bytes.TrimSpace(raw)) {
-	case "true", `"true"`, "1":
-		return true
-	}
-	return false
 }

@@ -1,7 +1,6 @@
 package socketio
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/url"
@@ -11,21 +10,6 @@ import (
 
 	"github.com/mqim/mqim/chat"
 )
-
-// authObject is the MaxIM auth JSON of the handshake query (docs/maxim.md
-// §4.1), plus token, a login token of docs/maxim.md §2.4 instead of sign.
-type authObject struct {
-	App       *string         `json:"app"`
-	Sign      string          `json:"sign"`
-	Token     string          `json:"token"`
-	Client    *string         `json:"client"`
-	Install   string          `json:"install"`
-	NotifyAll json.RawMessage `json:"notifyAll"`
-	Passenger json.RawMessage `json:"passenger"`
-	Username  json.RawMessage `json:"username"`
-	Phone     json.RawMessage `json:"phone"`
-	OAuth     json.RawMessage `json:"oauth"`
-}
 
 // login is a checked auth object.
 type login struct {
@@ -66,8 +50,8 @@ func authQuery(sock *socket.Socket) string {
 
 // decodeAuth parses the auth JSON leniently: the client query-encodes it,
 // and some encode it twice (or encode a space as +).
-func decodeAuth(raw string) (authObject, bool) {
-	var a authObject
+func decodeAuth(raw string) (chat.AuthObject, bool) {
+	var a chat.AuthObject
 	for range 3 {
 		s := strings.TrimSpace(raw)
 		if strings.HasPrefix(s, "{") && json.Unmarshal([]byte(s), &a) == nil {
@@ -102,7 +86,7 @@ func (s *Server) credentials(ctx context.Context, raw string) (login, error) {
 		lg.tokenIAT = max(c.IssuedAt.UnixMilli(), 1)
 		if c.Subject.Kind == chat.KindUser {
 			lg.req.Install = a.Install
-			lg.notifyAll = jsonTrue(a.NotifyAll)
+			lg.notifyAll = a.WantsNotifyAll()
 		}
 		return lg, nil
 	}
@@ -112,29 +96,22 @@ func (s *Server) credentials(ctx context.Context, raw string) (login, error) {
 	// Precedence of docs/maxim.md §4.1: passenger > username > phone >
 	// oauth > client.
 	switch {
-	case !isNull(a.Passenger):
-		attrs := chat.Attributes{}
-		if err := json.Unmarshal(a.Passenger, &attrs); err != nil {
-			return lg, chat.Errorf(chat.CodeInvalid, "passenger must be an object")
+	case a.IsPassenger():
+		pid, attrs, err := a.PassengerFields()
+		if err != nil {
+			return lg, err
 		}
-		pid := ""
-		if raw, ok := attrs["id"]; ok && !isNull(raw) {
-			if json.Unmarshal(raw, &pid) != nil {
-				return lg, chat.Errorf(chat.CodeInvalid, "passenger.id must be a string")
-			}
-		}
-		delete(attrs, "id")
 		if pid == "" {
 			pid = chat.RandomHex(16)
 		}
 		lg.req.Identity = chat.Passenger(pid)
 		lg.req.Attributes = attrs
-	case !isNull(a.Username), !isNull(a.Phone), !isNull(a.OAuth):
+	case a.NeedsAccounts():
 		return lg, chat.Errorf(chat.CodeUnsupported, "login mode not supported: no account provider is configured")
 	case a.Client != nil && *a.Client != "":
 		lg.req.Identity = chat.User(*a.Client)
 		lg.req.Install = a.Install
-		lg.notifyAll = jsonTrue(a.NotifyAll)
+		lg.notifyAll = a.WantsNotifyAll()
 	default:
 		return lg, chat.Errorf(chat.CodeInvalid, "auth needs client, passenger or token")
 	}
@@ -152,18 +129,4 @@ func (s *Server) credentials(ctx context.Context, raw string) (login, error) {
 		return lg, chat.Errorf(chat.CodeUnauthorized, "the client key is not accepted: log in with a token")
 	}
 	return lg, nil
-}
-
-func isNull(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) == 0 || string(raw) == "null"
-}
-
-// jsonTrue reads a flag leniently: true, "true" or 1.
-func jsonTrue(raw json.RawMessage) bool {
-	switch string(bytes.TrimSpace(raw)) {
-	case "true", `"true"`, "1":
-		return true
-	}
-	return false
 }
