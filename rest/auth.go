@@ -47,7 +47,7 @@ func callerOf(c *fiber.Ctx) *caller {
 // the login throttle.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	path := c.Path()
-	if c.Method() == fiber.MethodOptions || strings.HasPrefix(path, "/healthz") || strings.HasPrefix(path, "/attachments/") {
+	if c.Method() == fiber.MethodOptions || isPublic(path) {
 		return c.Next()
 	}
 	ip := c.IP()
@@ -69,6 +69,22 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Next()
+}
+
+// publicPrefixes are the paths served without credentials: liveness and
+// readiness, the API document, the static pages (the console asks for the
+// master key in the browser and sends it with every REST call), and
+// attachment downloads (docs/attachments.md: their names are unguessable).
+var publicPrefixes = []string{"/healthz", "/readyz", "/openapi.json", "/admin", "/demo", "/attachments/"}
+
+// isPublic reports whether path is served without credentials.
+func isPublic(path string) bool {
+	for _, p := range publicPrefixes {
+		if path == p || strings.HasPrefix(path, p) && (strings.HasSuffix(p, "/") || path[len(p)] == '/') {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) credentials(c *fiber.Ctx) (*caller, error) {
