@@ -65,6 +65,10 @@ type Options struct {
 	// listener front of cmd/mqim hands connections that start with
 	// /socket.io/ (every WebSocket upgrade) to net/http directly.
 	SocketIO http.Handler
+	// Pages maps a path prefix ("/admin") to the static files served
+	// under it (index.html at the prefix itself); public, see
+	// publicPrefixes.
+	Pages map[string]pageFS
 }
 
 // Server is the Fiber application of mqim.
@@ -142,6 +146,7 @@ func (s *Server) routes() {
 	s.routeMessages(s.app)
 	s.routeConversations(s.app)
 	s.routeAccounts(s.app)
+	s.routePages(s.app)
 }
 
 // App returns the Fiber app (tests use app.Test).

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,8 @@ import (
 	"github.com/mqim/mqim/socketio"
 	"github.com/mqim/mqim/storage"
 	"github.com/mqim/mqim/token"
+	"github.com/mqim/mqim/web/admin"
+	"github.com/mqim/mqim/web/demo"
 )
 
 // version is set by the linker (-X main.version=...).
@@ -203,6 +206,7 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:    c.HTTP.IdleTimeout,
 		Log:            m.Log.With().Str("component", "rest").Logger(),
 		SocketIO:       m.SocketIO.Handler(),
+		Pages:          map[string]fs.FS{"/admin": admin.Files(), "/demo": demo.Files()},
 	})
 	ln, err := net.Listen("tcp", c.HTTP.Addr)
 	if err != nil {
