@@ -11,12 +11,25 @@ PKGS     := ./...
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build run test test-deps test-short vet fmt-check lint golangci-lint ci bench clean
+.PHONY: all build web run test test-deps test-short vet fmt-check lint golangci-lint ci bench clean
 
 all: build
 
-build:
+build: web
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mqim
+
+## web: the browser libraries of the pages mqim embeds, from npm
+## (web/package.json): MQTT.js for the chat demo at /demo, copied into
+## web/demo/files/vendor (git-ignored). Without npm the build goes on and
+## /demo says that MQTT.js is missing.
+WEB_MQTTJS := web/demo/files/vendor/mqtt.min.js
+web:
+	@if [ ! -f web/node_modules/mqtt/dist/mqtt.min.js ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then \
+		if command -v npm >/dev/null 2>&1; then \
+			npm ci --prefix web --no-audit --no-fund --loglevel=error; \
+		else echo "make web: npm not found; /demo will lack MQTT.js (install Node.js and run make build again)" >&2; fi; fi
+	@if [ -f web/node_modules/mqtt/dist/mqtt.min.js ] && ! cmp -s web/node_modules/mqtt/dist/mqtt.min.js $(WEB_MQTTJS); then \
+		cp web/node_modules/mqtt/dist/mqtt.min.js $(WEB_MQTTJS) && echo "make web: $(WEB_MQTTJS) from npm"; fi
 
 ## run: start the server with embedded defaults (data in ./data, REST :8080, MQTT :1883, WS :8083)
 run: build
@@ -26,8 +39,9 @@ run: build
 test: test-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-# MQTT.js for the browser-client end-to-end test (npm ships with Node).
-test-deps:
+# MQTT.js for the browser-client end-to-end test (npm ships with Node), and
+# for the demo page the browser test opens.
+test-deps: web
 	@if command -v npm >/dev/null 2>&1 && { [ ! -d test/js/node_modules/mqtt ] || [ ! -d test/js/node_modules/maxleap-im ]; }; then \
 		npm ci --prefix test/js --no-audit --no-fund --loglevel=error; fi
 
@@ -64,4 +78,4 @@ bench:
 	./scripts/bench.sh -rounds 3
 
 clean:
-	rm -rf bin
+	rm -rf bin $(WEB_MQTTJS)
