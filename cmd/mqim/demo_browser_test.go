@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/mqim/mqim/internal/browser"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 // The browser tests of the pages mqim serves share -update-screenshots;
@@ -136,8 +137,9 @@ func jsString(s string) string {
 // Ensure the browser chat demo works end to end in headless Chromium against
 // the real binary: two tabs (alice with the client key, bob with a login
 // token) make friends over REST, see each other's presence, chat live over
-// MQTT.js on the WebSocket listener, see typing; a reload shows the stored
-// history; closing bob's tab turns him offline on alice's page.
+// MQTT.js on the WebSocket listener, see typing, and move their read
+// cursors; a reload shows the stored history; closing bob's tab turns him
+// offline on alice's page.
 func TestMain_DemoBrowser(t *testing.T) {
 	needDemoLib(t)
 	p := startMQIM(t, t.TempDir())
@@ -223,6 +225,21 @@ func TestMain_DemoBrowser(t *testing.T) {
 	if !slices.Equal(stored, want) {
 		t.Fatalf("stored history %q, want %q", stored, want)
 	}
+
+	// bob's page moved his read cursor to what it shows.
+	testwait.Until(t, "bob's read cursor at 3", 30*time.Second, func() bool {
+		var convs []struct {
+			Kind   string `json:"kind"`
+			ID     string `json:"id"`
+			Read   int    `json:"read"`
+			Unread int    `json:"unread"`
+		}
+		r := p.do("GET", "/ctx/bob/conversations", nil)
+		if r.Status != 200 || json.Unmarshal(r.Body, &convs) != nil {
+			t.Fatalf("GET /ctx/bob/conversations: %d %s", r.Status, r.Body)
+		}
+		return len(convs) == 1 && convs[0].Kind == "friend" && convs[0].ID == "alice" && convs[0].Read == 3 && convs[0].Unread == 0
+	})
 
 	// bob reloads: the URL kept his settings, the history comes back in order.
 	if err := chromedp.Do(bob.ctx, chromedp.Reload()); err != nil {

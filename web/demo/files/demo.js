@@ -1,7 +1,7 @@
 // mqim browser chat demo: two users chat as friends over MQTT.js (MQTT 5
-// over WebSocket), with presence, typing and the stored history. The REST
-// calls (make friends, presence, history) go to the server that serves this
-// page. docs/demo.md describes it.
+// over WebSocket), with presence, typing, read cursors and the stored
+// history. The REST calls (make friends, presence, history) go to the
+// server that serves this page. docs/demo.md describes it.
 "use strict";
 
 (function () {
@@ -65,6 +65,7 @@
   const pending = new Map(); // ack number -> message waiting for its ack
   let presenceEvents = 0;    // bumped by online/offline events
   let lastTyping = 0;
+  let readSent = 0;          // the read cursor this tab last published
   let typingTimer = 0;
 
   function showError(text) {
@@ -195,6 +196,20 @@
   async function loadHistory() {
     const recs = await rest("GET", `/ctx/${cfg.user}/friends/${cfg.peer}/chats?limit=50`);
     for (const r of recs || []) add(r);
+    markRead();
+  }
+
+  // markRead moves my read cursor to the latest message shown, while the
+  // page is visible: other clients' unread counts (GET /ctx/{me}/conversations)
+  // and the friend's receipt events follow it.
+  function markRead() {
+    if (!client || !client.connected || document.visibilityState !== "visible") return;
+    let top = 0;
+    for (const m of state.messages) if (m.seq > top) top = m.seq;
+    if (top > readSent) {
+      readSent = top;
+      client.publish(`read/friend/${cfg.peer}`, JSON.stringify({ seq: top }), { qos: 1 });
+    }
   }
 
   async function loadPresence() {
@@ -220,6 +235,7 @@
         if (d.from && d.from.id === peer && d.from.type === 0 && !d.from.gid) {
           hideTyping();
           add({ speaker: peer, content: d.content, ts: d.ts, seq: d.seq, id: d.id });
+          markRead();
         }
         break;
       case "yourself": // sent from another of my tabs
@@ -387,6 +403,8 @@
     $("text").value = "";
     send(body);
   });
+
+  document.addEventListener("visibilitychange", markRead);
 
   $("text").addEventListener("input", () => {
     // typing/ is QoS 0 and forwarded at most once a second anyway.
