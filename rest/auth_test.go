@@ -234,3 +234,22 @@ func TestServer_UnknownPathBeforeCredentials(t *testing.T) {
 	// With credentials, a known path's missing method is still 405.
 	ts.call("PATCH", "/ctx/u1/attributes", `{}`).expectError(405, chat.CodeUnsupported)
 }
+
+// Ensure a signature with a seconds timestamp is refused with the hint to
+// use milliseconds, in X-ML-Request-Sign with either key; an old
+// millisecond one is refused without it.
+func TestAuth_SecondsHint(t *testing.T) {
+	ts := newTestServer(t)
+	for _, key := range []string{testKey, testMaster} {
+		r := ts.callWith("GET", "/ctx", nil, map[string]string{"X-ML-AppId": testApp, "X-ML-Request-Sign": chat.Sign(key, time.Now().Unix())}).
+			expectError(401, chat.CodeUnauthorized)
+		if !strings.Contains(string(r.Body), "timestamp looks like seconds; MaxIM signatures use milliseconds") {
+			t.Errorf("seconds signature: body %s lacks the hint", r.Body)
+		}
+	}
+	r := ts.callWith("GET", "/ctx", nil, map[string]string{"X-ML-AppId": testApp, "X-ML-Request-Sign": chat.Sign(testKey, time.Now().Add(-time.Hour).UnixMilli())}).
+		expectError(401, chat.CodeUnauthorized)
+	if strings.Contains(string(r.Body), "seconds") {
+		t.Errorf("old millisecond signature: body %s has the seconds hint", r.Body)
+	}
+}
