@@ -39,6 +39,15 @@ type Authenticator struct {
 	Now func() time.Time
 }
 
+// SecondsHint ends the refusal of a signature whose timestamp is out of
+// tolerance and looks like Unix seconds: a common mistake (date +%s, PHP
+// time(), Python int(time.time())) that otherwise reads like clock skew.
+const SecondsHint = "timestamp looks like seconds; MaxIM signatures use milliseconds"
+
+// secondsBound: a timestamp below it (11 digits or fewer) is taken for
+// seconds. 1e11 ms is March 1973, 1e11 s the year 5138.
+const secondsBound = 100_000_000_000
+
 // Sign returns the MaxIM signature of ts with key: md5hex(ts+key) + "," + ts.
 func Sign(key string, tsMillis int64) string {
 	ts := strconv.FormatInt(tsMillis, 10)
@@ -78,6 +87,9 @@ func (a *Authenticator) VerifySign(value string) (Role, error) {
 			d = -d
 		}
 		if d > a.Tolerance.Milliseconds() {
+			if ms < secondsBound {
+				return RoleNone, Errorf(CodeUnauthorized, "signature expired or from the future: %s", SecondsHint)
+			}
 			return RoleNone, Errorf(CodeUnauthorized, "signature expired or from the future")
 		}
 	}

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,6 +64,44 @@ func TestAuthenticator_VerifySign(t *testing.T) {
 	a.Tolerance = 0
 	if _, err := a.VerifySign(Sign("client-key", 1461920236060)); err != nil {
 		t.Fatalf("tolerance 0: %v", err)
+	}
+}
+
+// Ensure a signature refused because its timestamp is out of tolerance and
+// looks like seconds says so; a millisecond one out of tolerance does not,
+// and a seconds one is still refused (and still checked) when it is the
+// only thing wrong.
+func TestAuthenticator_SecondsHint(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	a := &Authenticator{Keys: []Key{{"client-key", RoleClient}}, Tolerance: 15 * time.Minute, Now: func() time.Time { return now }}
+	for _, tc := range []struct {
+		desc string
+		ts   int64
+		hint bool
+	}{
+		{"seconds now", now.Unix(), true},
+		{"seconds, 1 digit short", now.Unix() / 10, true},
+		{"11 digits", 99_999_999_999, true},
+		{"milliseconds, 16 min old", now.UnixMilli() - 16*60_000, false},
+		{"milliseconds of 1973", 100_000_000_000, false},
+		{"microseconds", now.UnixMicro(), false},
+	} {
+		_, err := a.VerifySign(Sign("client-key", tc.ts))
+		if err == nil || ErrorCode(err) != CodeUnauthorized {
+			t.Fatalf("%s: err = %v, want a 5003 refusal", tc.desc, err)
+		}
+		if got := strings.Contains(ErrorMessage(err), SecondsHint); got != tc.hint {
+			t.Errorf("%s: message %q, hint %v, want %v", tc.desc, ErrorMessage(err), got, tc.hint)
+		}
+	}
+	if !strings.Contains(SecondsHint, "timestamp looks like seconds; MaxIM signatures use milliseconds") {
+		t.Errorf("SecondsHint = %q", SecondsHint)
+	}
+	// A malformed or wrongly keyed signature gets no hint: the timestamp
+	// is not the problem there.
+	a.Tolerance = 0
+	if _, err := a.VerifySign(Sign("other", now.Unix())); err == nil || strings.Contains(ErrorMessage(err), SecondsHint) {
+		t.Errorf("tolerance 0, wrong key: %v", err)
 	}
 }
 

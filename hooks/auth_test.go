@@ -1,14 +1,18 @@
 package hooks_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
@@ -65,6 +69,57 @@ func TestAuth_Login(t *testing.T) {
 				c.Close()
 			}
 		})
+	}
+}
+
+// lockedLog collects log lines written from the broker's goroutines.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Ensure a login whose signature carries a seconds timestamp is refused
+// with the hint to use milliseconds: in the MQTT 5 CONNACK reason string
+// and in the "connect refused" log line, for a bare signature and for the
+// auth object. A millisecond signature out of tolerance gets no hint.
+func TestAuth_SecondsHint(t *testing.T) {
+	var log lockedLog
+	e := newEnv(t, func(o *hooks.Options) { o.Log = zerolog.New(&log) })
+	secs := chat.Sign(testKey, time.Now().Unix())
+	for _, tc := range []struct{ name, password string }{
+		{"Signature", secs},
+		{"AuthObject", authJSON(map[string]any{"app": testApp, "sign": secs, "client": "neo"})},
+	} {
+		_, ack := e.connectV5(t, "v5-secs-"+tc.name, "neo", tc.password, 0x86, nil)
+		if ack.Properties == nil || !strings.Contains(ack.Properties.ReasonString, chat.SecondsHint) {
+			t.Errorf("%s: CONNACK reason string %+v lacks %q", tc.name, ack.Properties, chat.SecondsHint)
+		}
+		e.connectV3(t, "v3-secs-"+tc.name, "neo", tc.password, true, 4, nil)
+	}
+	waitFor(t, "four refusals with the hint in the log", func() bool {
+		n := 0
+		for _, line := range strings.Split(log.String(), "\n") {
+			if strings.Contains(line, `"connect refused"`) && strings.Contains(line, chat.SecondsHint) {
+				n++
+			}
+		}
+		return n == 4
+	})
+	_, ack := e.connectV5(t, "v5-ms", "neo", chat.Sign(testKey, time.Now().Add(-time.Hour).UnixMilli()), 0x86, nil)
+	if ack.Properties == nil || ack.Properties.ReasonString == "" || strings.Contains(ack.Properties.ReasonString, chat.SecondsHint) {
+		t.Errorf("old millisecond signature: reason string %+v, want one without the hint", ack.Properties)
 	}
 }
 

@@ -50,6 +50,12 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if c.Method() == fiber.MethodOptions || isPublic(path) {
 		return c.Next()
 	}
+	if !s.knownPath(path) {
+		// No route serves it: 404/5004 for every caller, before the
+		// credentials are looked at (a client with a typo in its base URL
+		// is told so, not that its signature is wrong).
+		return fiber.ErrNotFound
+	}
 	ip := c.IP()
 	if s.opts.Throttle != nil && !s.opts.Throttle.Allow(ip) {
 		return errThrottled()
@@ -85,6 +91,47 @@ func isPublic(path string) bool {
 		}
 	}
 	return false
+}
+
+// knownPath reports whether some route serves path, with any method: a
+// rule of the policy, or a route registered outside it (a test's extra
+// routes). A known path with a method it lacks gets 405 once
+// authenticated.
+func (s *Server) knownPath(path string) bool {
+	for _, m := range []string{fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete} {
+		if r, _ := matchRule(m, path); r != nil {
+			return true
+		}
+	}
+	// Rare: only paths outside the policy get here.
+	for _, r := range s.app.GetRoutes(true) {
+		if routeMatches(r.Path, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// routeMatches reports whether a Fiber route pattern matches path, for the
+// patterns mqim registers: literal segments, ":param" segments and a final
+// "*"; a trailing slash is ignored (StrictRouting off).
+func routeMatches(pattern, path string) bool {
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/")
+	}
+	pat, segs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	for i, ps := range pat {
+		if ps == "*" {
+			return true
+		}
+		if i >= len(segs) {
+			return false
+		}
+		if !strings.HasPrefix(ps, ":") && ps != segs[i] {
+			return false
+		}
+	}
+	return len(pat) == len(segs)
 }
 
 func (s *Server) credentials(c *fiber.Ctx) (*caller, error) {

@@ -1,6 +1,7 @@
 package rest_test
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -196,4 +197,59 @@ func TestServer_InternalErrors(t *testing.T) {
 func TestServer_UploadLimit(t *testing.T) {
 	ts := newTestServer(t, func(o *rest.Options) { o.BodyLimit = 512; o.UploadLimit = 1024 })
 	ts.call("POST", "/ctx/u1/attributes", `{"a":"`+strings.Repeat("x", 4000)+`"}`).expectError(413, chat.CodeTooLong)
+}
+
+// Ensure a path no route serves is 404/5004 for every caller, before the
+// credentials are looked at: without credentials, with wrong ones (which
+// then do not count against the address in the login throttle) and with
+// good ones alike; a known path without credentials stays 401, whatever
+// the method, and the public paths stay public.
+func TestServer_UnknownPathBeforeCredentials(t *testing.T) {
+	th := chat.NewLoginThrottle(3, 0)
+	ts := newTestServer(t, func(o *rest.Options) { o.Throttle = th })
+	wrong := map[string]string{"X-ML-AppId": testApp, "X-ML-APIKey": "wrong"}
+	unknown := []string{"/nothing/here", "/", "/ctxx", "/v1/ctx", "/CTX", "/ctx/alice/nope", "/groups/g/members/u/extra", "/rooms/r/chats"}
+	for _, p := range unknown {
+		for _, m := range []string{"GET", "POST", "DELETE"} {
+			want := ts.call(m, p, nil).expectError(404, chat.CodeNotFound).Body
+			for name, hdr := range map[string]map[string]string{"none": nil, "wrong": wrong} {
+				if got := ts.callWith(m, p, nil, hdr).expectError(404, chat.CodeNotFound).Body; !bytes.Equal(got, want) {
+					t.Errorf("%s %s with %s credentials: body %s, want %s (as with good ones)", m, p, name, got, want)
+				}
+			}
+		}
+	}
+	// 48 wrong attempts above, none counted: the address is not throttled.
+	ts.call("GET", "/ctx", nil).ok(200)
+
+	ts = newTestServer(t) // no throttle: the 401s below count as failures
+	for _, k := range []struct{ method, path string }{
+		{"GET", "/ctx"}, {"GET", "/ctx/alice/friends/"}, {"POST", "/groups"}, {"PUT", "/rooms/r"},
+		{"DELETE", "/groups/g/chats"}, {"POST", "/attachment"}, {"POST", "/tokens"},
+		{"PATCH", "/ctx/u1/attributes"}, {"PUT", "/ctx/alice"}, // known paths, methods they lack
+	} {
+		ts.callWith(k.method, k.path, nil, nil).expectError(401, chat.CodeUnauthorized)
+	}
+	ts.callWith("GET", "/healthz", nil, nil).expect(200, `{"status":"ok"}`)
+	// With credentials, a known path's missing method is still 405.
+	ts.call("PATCH", "/ctx/u1/attributes", `{}`).expectError(405, chat.CodeUnsupported)
+}
+
+// Ensure a signature with a seconds timestamp is refused with the hint to
+// use milliseconds, in X-ML-Request-Sign with either key; an old
+// millisecond one is refused without it.
+func TestAuth_SecondsHint(t *testing.T) {
+	ts := newTestServer(t)
+	for _, key := range []string{testKey, testMaster} {
+		r := ts.callWith("GET", "/ctx", nil, map[string]string{"X-ML-AppId": testApp, "X-ML-Request-Sign": chat.Sign(key, time.Now().Unix())}).
+			expectError(401, chat.CodeUnauthorized)
+		if !strings.Contains(string(r.Body), "timestamp looks like seconds; MaxIM signatures use milliseconds") {
+			t.Errorf("seconds signature: body %s lacks the hint", r.Body)
+		}
+	}
+	r := ts.callWith("GET", "/ctx", nil, map[string]string{"X-ML-AppId": testApp, "X-ML-Request-Sign": chat.Sign(testKey, time.Now().Add(-time.Hour).UnixMilli())}).
+		expectError(401, chat.CodeUnauthorized)
+	if strings.Contains(string(r.Body), "seconds") {
+		t.Errorf("old millisecond signature: body %s has the seconds hint", r.Body)
+	}
 }

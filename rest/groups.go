@@ -14,14 +14,11 @@ type listAPI struct {
 	path  string // "/groups"
 	param string // the id's route parameter: "gid"
 	attrs chat.AttrKind
-	// renames: PUT takes "name" (R4). G4 processes only owner and members;
-	// name and other fields are ignored (docs/maxim.md §11 A4).
-	renames bool
 }
 
 var (
 	groupAPI = listAPI{kind: chat.GroupList, path: "/groups", param: "gid", attrs: chat.AttrGroup}
-	roomAPI  = listAPI{kind: chat.RoomList, path: "/rooms", param: "rid", attrs: chat.AttrRoom, renames: true}
+	roomAPI  = listAPI{kind: chat.RoomList, path: "/rooms", param: "rid", attrs: chat.AttrRoom}
 )
 
 // routeGroups registers G1–G16 (docs/maxim.md §3.3).
@@ -138,8 +135,9 @@ func (s *Server) getList(api listAPI) fiber.Handler {
 	}
 }
 
-// updateList is G4 (owner and members) and R4 ("members" replaces the
-// list, "name" sets attributes.name).
+// updateList is G4 and R4: "owner" (groups) changes the owner, "members"
+// replaces the list, and "name" sets attributes.name, as G1 and R1 store it
+// (docs/maxim.md §11 A4); other fields are ignored.
 func (s *Server) updateList(api listAPI) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := pathParam(c, api.param)
@@ -162,7 +160,7 @@ func (s *Server) updateList(api listAPI) fiber.Handler {
 		if raw, ok := m["members"]; ok && !emptyJSON(raw) {
 			u.Members = members(raw)
 		}
-		if raw, ok := m["name"]; ok && !emptyJSON(raw) && api.renames {
+		if raw, ok := m["name"]; ok && !emptyJSON(raw) {
 			u.Name = raw
 		}
 		if err := s.svc.UpdateMemberList(reqCtx(c), api.kind, id, u); err != nil {

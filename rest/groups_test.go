@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -90,12 +91,13 @@ func TestGroups_Get(t *testing.T) {
 }
 
 // Ensure PUT /groups changes the owner, replaces the members with existing
-// users only, ignores name and keeps the limit (G4).
+// users only, sets the name and keeps the limit (G4).
 func TestGroups_Update(t *testing.T) {
 	ts := newTestServer(t)
 	gid := ts.call("POST", "/groups", `{"owner":"testuser1","members":["testuser2","testuser3"],"name":"n"}`).expect(201, "*").str()
-	ts.call("PUT", "/groups/"+gid, `{"owner":"testuser2","name":"ignored"}`).expect(201, "")
-	ts.call("GET", "/groups/"+gid, nil).expect(200, `{"owner":"testuser2","members":["testuser2","testuser3"],"attributes":{"name":"n"},"ts":*}`)
+	ts.call("PUT", "/groups/"+gid, `{"owner":"testuser2","name":"m"}`).expect(201, "")
+	ts.call("GET", "/groups/"+gid, nil).expect(200, `{"owner":"testuser2","members":["testuser2","testuser3"],"attributes":{"name":"m"},"ts":*}`)
+	ts.call("PUT", "/groups/"+gid, `{"name":"n"}`).expect(201, "")
 	ts.call("PUT", "/groups/"+gid, `{"members":["testuser1",["testuser3"]]}`).expect(201, "")
 	ts.call("GET", "/groups/"+gid, nil).expect(200, `{"owner":"testuser2","members":["testuser1","testuser3"],"attributes":{"name":"n"},"ts":*}`)
 	// The owner stays a member implicitly: an empty list leaves only the owner.
@@ -118,6 +120,40 @@ func TestGroups_Update(t *testing.T) {
 		// Nothing changed.
 		ts.call("GET", "/groups/"+gid, nil).expect(200, `{"owner":"testuser2","members":[],"attributes":{"name":"n"},"ts":*}`)
 	})
+}
+
+// Ensure PUT {"name":"renamed"} renames a group and a room the way their
+// creation stores a name, as attributes.name (docs/maxim.md §11 A4): the
+// other attributes, the owner and the members stay, and a search by name
+// finds the new one.
+func TestLists_UpdateName(t *testing.T) {
+	ts := newTestServer(t)
+	for _, tc := range []struct{ path, create, before, after string }{
+		{"/groups", `{"owner":"o","members":["a"],"name":"old","attributes":{"topic":"go"}}`,
+			`{"owner":"o","members":["a"],"attributes":{"name":"old","topic":"go"},"ts":*}`,
+			`{"owner":"o","members":["a"],"attributes":{"name":"renamed","topic":"go"},"ts":*}`},
+		{"/rooms", `{"members":["a"],"name":"old","attributes":{"topic":"go"}}`,
+			`{"members":["a"],"attributes":{"name":"old","topic":"go"},"ts":*}`,
+			`{"members":["a"],"attributes":{"name":"renamed","topic":"go"},"ts":*}`},
+	} {
+		t.Run(tc.path[1:], func(t *testing.T) {
+			ts := ts.as(t)
+			id := ts.call("POST", tc.path, tc.create).expect(201, "*").str()
+			ts.call("GET", tc.path+"/"+id, nil).expect(200, tc.before)
+			ts.call("PUT", tc.path+"/"+id, `{"name":"renamed"}`).expect(201, "")
+			ts.call("GET", tc.path+"/"+id, nil).expect(200, tc.after)
+			ts.call("GET", tc.path+"/"+id+"/attributes/name", nil).expect(200, `"renamed"`)
+			hits := ts.call("GET", tc.path+"?name=renamed", nil).expect(200, "*")
+			var found []struct{ ID string }
+			if err := json.Unmarshal(hits.Body, &found); err != nil || len(found) != 1 || found[0].ID != id {
+				t.Fatalf("search by the new name = %s, want %s", hits.Body, id)
+			}
+			ts.call("GET", tc.path+"?name=old", nil).expect(200, `[]`)
+			// A null name changes nothing, like an absent one.
+			ts.call("PUT", tc.path+"/"+id, `{"name":null}`).expect(201, "")
+			ts.call("GET", tc.path+"/"+id, nil).expect(200, tc.after)
+		})
+	}
 }
 
 // Ensure deleting a group removes it, its index entries and its history,

@@ -223,7 +223,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 		Str("path", c.Path()).
 		Int("status", c.Response().StatusCode()).
 		Dur("latency", time.Since(start)).
-		Int("bytes", c.Response().Header.ContentLength()).
+		Int("bytes", responseBytes(c)).
 		Msg("request")
 	return nil
 }
@@ -317,3 +317,20 @@ func (s *Server) cors(c *fiber.Ctx) error {
 
 // reqCtx returns the request's context (set by logRequests).
 func reqCtx(c *fiber.Ctx) context.Context { return c.UserContext() }
+
+// responseBytes is the size of the response body logged by logRequests: a
+// streamed body (attachment downloads) counts its declared length, which
+// fasthttp sends as Content-Length; any other (JSON) body its length, for
+// which no Content-Length is set until the response is written. HEAD
+// responses send no body.
+func responseBytes(c *fiber.Ctx) int {
+	r := c.Response()
+	switch {
+	case c.Method() == fiber.MethodHead:
+		return 0
+	case r.IsBodyStream():
+		return max(r.Header.ContentLength(), 0)
+	default:
+		return len(r.Body())
+	}
+}

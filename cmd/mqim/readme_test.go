@@ -46,6 +46,7 @@ func TestMain_READMEQuickStart(t *testing.T) {
 		`"owner":"alice","members":["bob"]`,
 		`"`,
 		"[]",
+		`["` + p.HTTP + `/attachments/`, // an upload: mq sends no JSON type with -F
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("quick start printed %d lines, want %d:\n%s", len(lines), len(want), out)
