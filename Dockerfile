@@ -7,7 +7,7 @@
 # The demo's MQTT.js: web/package.json, pinned by web/package-lock.json.
 FROM node:20-bookworm-slim AS web
 WORKDIR /web
-COPY web/ ./
+COPY web/package.json web/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 
 FROM golang:1.26-bookworm AS build
