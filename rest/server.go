@@ -146,6 +146,7 @@ func (s *Server) routes() {
 	s.routeMessages(s.app)
 	s.routeConversations(s.app)
 	s.routeAccounts(s.app)
+	s.routeOpenAPI(s.app)
 	s.routePages(s.app)
 }
 
