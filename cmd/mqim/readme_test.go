@@ -132,8 +132,8 @@ func checkTracedCalls(t *testing.T, base, dir string) int {
 			switch {
 			case a == "-X" && i+1 < len(args):
 				method = args[i+1]
-			case a == "-d" && method == "GET":
-				method = "POST"
+			case (a == "-d" || a == "-F" || a == "--data" || a == "--form") && method == "GET":
+				method = "POST" // curl posts a body or a form unless -X says otherwise
 			case strings.HasPrefix(a, base):
 				url = a
 			}
