@@ -244,7 +244,7 @@ func Restore(ctx context.Context, opts Options, r io.Reader) (meta []byte, err e
 		}
 	}()
 	if err := db.bdb.Load(&ctxReader{ctx: ctx, r: br}, 256); err != nil {
-		return nil, fmt.Errorf("storage: restore: %w", err)
+		return nil, fmt.Errorf("storage: restore: loading the backup: %w", err)
 	}
 	return meta, nil
 }
