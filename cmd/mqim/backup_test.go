@@ -99,7 +99,7 @@ func TestBackup_RoundTripUnderWriteLoad(t *testing.T) {
 	)
 	for i := range writers {
 		from, to := fmt.Sprintf("w%d", i), fmt.Sprintf("peer%d", i)
-		cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+p.MQTT).SetClientID(from+"-writer").
+		cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.MQTT).SetClientID(from + "-writer").
 			SetUsername(from).SetPassword(chat.Sign(p.Key, time.Now().UnixMilli())).
 			SetAutoReconnect(false).SetConnectTimeout(10 * time.Second))
 		if tk := cl.Connect(); !tk.WaitTimeout(10*time.Second) || tk.Error() != nil {
