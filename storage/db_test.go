@@ -24,8 +24,8 @@ func newTestDB(tb testing.TB) *DB {
 // twice is fine, so a test may close it earlier to reopen the dir).
 func openTestDB(tb testing.TB, dir string) *DB {
 	tb.Helper()
-	// Badger logs its table housekeeping at debug level; keep -v output readable.
-	db, err := Open(Options{Dir: dir, Logger: zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.InfoLevel)})
+	// Badger logs its table housekeeping at info level; keep -v output readable.
+	db, err := Open(Options{Dir: dir, Logger: zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)})
 	if err != nil {
 		tb.Fatalf("Open(%s) error = %v", dir, err)
 	}
