@@ -166,9 +166,6 @@ func TestBackup_RoundTripUnderWriteLoad(t *testing.T) {
 	if q.AppID != p.AppID || q.Key != p.Key || q.Master != p.Master {
 		t.Fatalf("restored credentials %s/%s differ from the original's", q.AppID, q.Key)
 	}
-	if strings.Contains(q.stdout.String(), "generated") {
-		t.Fatalf("the restored server generated new credentials: %s", q.stdout.String())
-	}
 	signed := map[string]string{"X-ML-AppId": q.AppID, "X-ML-Request-Sign": chat.Sign(q.Key, time.Now().UnixMilli())}
 	got := map[string]map[string]bool{}
 	for i := range writers {
