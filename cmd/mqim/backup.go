@@ -79,7 +79,8 @@ func (c *cli) backup(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail("backup", err)
 	}
-	defer os.Remove(tmp.Name()) // gone after the rename; removes a failed attempt
+	// Gone after the rename; this removes a failed attempt.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	from, err := c.writeBackup(ctx, cfg, creds, base, tmp)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -129,7 +130,7 @@ func (c *cli) writeBackup(ctx context.Context, cfg Config, creds credentials, ba
 	if err != nil {
 		return "", err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read to the end or abandoned
 	if res.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
 		return "", fmt.Errorf("%s: %s %s", req.URL, res.Status, b)
@@ -146,7 +147,7 @@ func verifyBackupFile(path string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	if _, err := storage.VerifyBackup(f); err != nil {
 		return fmt.Errorf("the backup written does not verify: %w", err)
 	}
@@ -210,7 +211,7 @@ func (c *cli) restoreInto(ctx context.Context, cfg Config, in string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	raw, err := storage.Restore(ctx, storage.Options{
 		Dir:    storeDir(cfg.DataDir),
 		Logger: storageLogger(zerolog.New(c.stderr).With().Timestamp().Logger(), cfg.Storage.LogLevel),
