@@ -34,8 +34,9 @@ const (
 // ErrLocked is returned by Open when another process holds the directory.
 var ErrLocked = errors.New("storage: the data directory is in use by another process")
 
-// Backup writes a backup of the whole store to w: every record committed
-// before the call is in it. The store stays open for reads and writes
+// Backup writes a backup of the whole store to w, one snapshot at one read
+// timestamp: every transaction committed before the call is in it, whole,
+// and none is in it in part. The store stays open for reads and writes
 // meanwhile. ctx (and Close) abort it.
 func (db *DB) Backup(ctx context.Context, w io.Writer, meta []byte) (err error) {
 	if len(meta) > maxMeta {
@@ -63,7 +64,14 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, meta []byte) (err error) 
 	}
 	fw := &frameWriter{ctx: ctx, closing: db.closing, w: out}
 	bw := bufio.NewWriterSize(fw, maxFrame)
-	if _, err := db.bdb.Backup(bw, 0); err != nil {
+	// One producer: Badger's Stream opens one read transaction per
+	// producer goroutine, each at its own read timestamp, so with the
+	// default two a transaction committed between their starts could be
+	// half in the backup. With one, the backup is one snapshot.
+	stream := db.bdb.NewStream()
+	stream.NumGo = 1
+	stream.LogPrefix = "mqim backup"
+	if _, err := stream.Backup(bw, 0); err != nil {
 		return fmt.Errorf("storage: backup: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
