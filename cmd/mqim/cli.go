@@ -79,6 +79,11 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			}
 		}
 	}
+	for _, a := range rest {
+		if a == "-h" || a == "-help" || a == "--help" {
+			cmd = "help"
+		}
+	}
 	switch cmd {
 	case "serve":
 		return c.serve(ctx, rest)

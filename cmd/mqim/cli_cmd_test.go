@@ -49,7 +49,7 @@ func TestCLI_Usage(t *testing.T) {
 			t.Errorf("mqim %q: exit %d, %q", args, code, stdout)
 		}
 	}
-	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"backup", "--help"}, {"serve", "-h"}} {
 		code, stdout, _ := runBin(t, data, args...)
 		if code != 0 || !strings.Contains(stdout, "check-config") || !strings.Contains(stdout, "restore") {
 			t.Errorf("mqim %q: exit %d, %q", args, code, stdout)
