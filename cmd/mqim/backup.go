@@ -128,7 +128,7 @@ func (c *cli) writeBackup(ctx context.Context, cfg Config, creds credentials, ba
 	client := &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}}
 	res, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("no server to take the backup (the data directory is not free, or not here; --url names the server): %w", err)
 	}
 	defer func() { _ = res.Body.Close() }() // read to the end or abandoned
 	if res.StatusCode != http.StatusOK {
