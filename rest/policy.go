@@ -118,6 +118,8 @@ var policy = []rule{
 	{"POST", "/system/:target", strict, nil},
 
 	{"POST", "/attachment", anyKey, allowToken},
+
+	{"GET", "/backup", master, nil},
 }
 
 // errNotYours refuses a token caller outside its scope.

@@ -69,6 +69,9 @@ type Options struct {
 	// under it (index.html at the prefix itself); public, see
 	// publicPrefixes.
 	Pages map[string]pageFS
+	// Backup writes an online backup of the store to w (GET /backup,
+	// master key only); nil: GET /backup answers 404.
+	Backup func(ctx context.Context, w io.Writer) error
 }
 
 // Server is the Fiber application of mqim.
@@ -148,6 +151,7 @@ func (s *Server) routes() {
 	s.routeAccounts(s.app)
 	s.routeOpenAPI(s.app)
 	s.routePages(s.app)
+	s.routeBackup(s.app)
 }
 
 // App returns the Fiber app (tests use app.Test).

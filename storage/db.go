@@ -34,8 +34,10 @@ type Options struct {
 	// returns, so acknowledged writes survive power loss, not only a process
 	// crash (docs/storage.md, "Durability").
 	SyncWrites bool
-	// Logger receives Badger's own log lines; Infof and Debugf are logged at
-	// debug level. The zero value discards them.
+	// Logger receives Badger's own log lines at their level (Badger's info
+	// lines, table flushes and compactions, are chatty: give this logger
+	// its own level, cmd/mqim's storage.log_level). The zero value
+	// discards them.
 	Logger zerolog.Logger
 }
 
@@ -90,6 +92,8 @@ type DB struct {
 
 	gcStop chan struct{}
 	gcDone chan struct{}
+	// closing is closed when Close begins: a running Backup stops.
+	closing chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -136,7 +140,7 @@ func Open(opts Options) (db *DB, err error) {
 	}()
 	bdb, err := badger.Open(bopts)
 	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, lockError(err))
 	}
 
 	db = &DB{
@@ -147,6 +151,7 @@ func Open(opts Options) (db *DB, err error) {
 		convs:     make(map[chat.Conv]*convState),
 		gcStop:    make(chan struct{}),
 		gcDone:    make(chan struct{}),
+		closing:   make(chan struct{}),
 	}
 	db.gate.init()
 	go db.commitLoop()
@@ -163,6 +168,7 @@ func Open(opts Options) (db *DB, err error) {
 // the memtables to disk. Calling Close again returns the first result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		close(db.closing)
 		db.gate.close() // waits for every call in progress, appends included
 		close(db.queue)
 		<-db.committed

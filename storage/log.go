@@ -7,9 +7,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// badgerLogger adapts zerolog to badger.Logger. Badger's info lines (table
-// flushes, compactions, replay progress) are chatty and only interesting when
-// debugging, so Infof goes to debug level like Debugf.
+// badgerLogger adapts zerolog to badger.Logger, level for level. Badger's
+// info lines (table flushes, compactions, replay progress) are chatty: the
+// logger given to Open has its own level (storage.log_level, default warn).
 type badgerLogger struct{ l zerolog.Logger }
 
 func (b badgerLogger) Errorf(format string, args ...any) {
@@ -21,7 +21,7 @@ func (b badgerLogger) Warningf(format string, args ...any) {
 }
 
 func (b badgerLogger) Infof(format string, args ...any) {
-	b.log(b.l.Debug(), format, args)
+	b.log(b.l.Info(), format, args)
 }
 
 func (b badgerLogger) Debugf(format string, args ...any) {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +31,13 @@ type Config struct {
 	Attach  AttachConfig  `yaml:"attachments"`
 	// SocketIO is the socket.io endpoint of the MaxIM SDKs, on http.addr.
 	SocketIO SocketIOConfig `yaml:"socketio"`
+	Debug    DebugConfig    `yaml:"debug"`
+}
+
+// DebugConfig holds diagnostics, all off by default.
+type DebugConfig struct {
+	// PprofAddr serves net/http/pprof (bind it to 127.0.0.1); empty: off.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // SocketIOConfig configures the socket.io endpoint (/socket.io/ on the REST
@@ -86,6 +95,10 @@ type HTTPConfig struct {
 // StorageConfig tunes Badger.
 type StorageConfig struct {
 	SyncWrites bool `yaml:"sync_writes"`
+	// LogLevel is the level of Badger's own log lines, on top of
+	// log.level: log.level debug alone does not flood the log with table
+	// flushes and compactions.
+	LogLevel string `yaml:"log_level"`
 }
 
 // ChatConfig holds the MaxIM limits and retention periods.
@@ -134,6 +147,7 @@ func DefaultConfig() Config {
 			ShutdownTimeout: 10 * time.Second,
 		},
 		MQTT:     DefaultMQTTConfig(),
+		Storage:  StorageConfig{LogLevel: "warn"},
 		Chat:     ChatConfig{GroupLimit: 50, RoomLimit: 1000, MaxBodyLen: 64 << 10, Retention: RetentionConfig{Friend: 7 * 24 * time.Hour, Group: 7 * 24 * time.Hour, Stranger: 365 * 24 * time.Hour, Passenger: 365 * 24 * time.Hour}, RecallWindow: 2 * time.Minute, EditWindow: 24 * time.Hour},
 		Push:     DefaultPushConfig(),
 		Attach:   DefaultAttachConfig(),
@@ -187,6 +201,7 @@ var envVars = []struct {
 	{"MQIM_PUSH_AUTH_HEADER", func(c *Config, v string) error { c.Push.AuthHeader = v; return nil }},
 	{"MQIM_TLS_CERT", func(c *Config, v string) error { c.MQTT.TLSCert = v; return nil }},
 	{"MQIM_TLS_KEY", func(c *Config, v string) error { c.MQTT.TLSKey = v; return nil }},
+	{"MQIM_PPROF_ADDR", func(c *Config, v string) error { c.Debug.PprofAddr = v; return nil }},
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
@@ -225,10 +240,12 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir must not be empty"))
 	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	for _, l := range []struct{ key, level string }{{"log.level", c.Log.Level}, {"storage.log_level", c.Storage.LogLevel}} {
+		switch l.level {
+		case "debug", "info", "warn", "error":
+		default:
+			errs = append(errs, fmt.Errorf("%s %q: want debug, info, warn or error", l.key, l.level))
+		}
 	}
 	if c.App.SignTolerance < 0 {
 		errs = append(errs, errors.New("app.sign_tolerance must not be negative"))
@@ -248,6 +265,18 @@ func (c *Config) Validate() error {
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr must not be empty"))
 	}
+	for _, a := range []struct{ key, addr string }{
+		{"http.addr", c.HTTP.Addr}, {"mqtt.tcp_addr", c.MQTT.TCPAddr}, {"mqtt.ws_addr", c.MQTT.WSAddr},
+		{"mqtt.tls_addr", c.MQTT.TLSAddr}, {"mqtt.wss_addr", c.MQTT.WSSAddr}, {"debug.pprof_addr", c.Debug.PprofAddr},
+	} {
+		if err := checkAddr(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", a.key, a.addr, err))
+		}
+	}
+	if c.Chat.MaxBodyLen > 0 && c.MQTT.MaxPacketSize < c.Chat.MaxBodyLen+1024 {
+		errs = append(errs, fmt.Errorf("mqtt.max_packet_size %d is below chat.max_body_len + 1024 (%d): a say with the longest body would be cut off",
+			c.MQTT.MaxPacketSize, c.Chat.MaxBodyLen+1024))
+	}
 	if c.HTTP.BodyLimit <= 0 {
 		errs = append(errs, errors.New("http.body_limit must be positive"))
 	}
@@ -261,4 +290,58 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Push.validate()...)
 	errs = append(errs, c.Attach.validate()...)
 	return errors.Join(errs...)
+}
+
+// checkAddr accepts a listener address, host:port with a port number (or
+// service name) and any host, or "" (checked by the callers that need
+// one).
+func checkAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, e.g. :8080 or 127.0.0.1:8080")
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return fmt.Errorf("port %d out of range", n)
+		}
+		return nil
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q: not a number or a known service", port)
+	}
+	return nil
+}
+
+// checkDataDir reports whether the server could create and write its data
+// directory: the directory itself if it exists, else its nearest existing
+// parent, must take a new file.
+func checkDataDir(dir string) error {
+	at := dir
+	for {
+		fi, err := os.Stat(at)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("data_dir %s: %s is not a directory", dir, at)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("data_dir %s: %w", dir, err)
+		}
+		parent := filepath.Dir(at)
+		if parent == at {
+			return fmt.Errorf("data_dir %s: no existing parent", dir)
+		}
+		at = parent
+	}
+	f, err := os.CreateTemp(at, ".mqim-check-*")
+	if err != nil {
+		return fmt.Errorf("data_dir %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,10 +13,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -32,34 +30,6 @@ import (
 
 // version is set by the linker (-X main.version=...).
 var version = "dev"
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "mqim:", err)
-		os.Exit(2)
-	}
-	if m.checkOnly {
-		fmt.Println("config ok")
-		return
-	}
-	if err := m.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "mqim:", err)
-		_ = m.Close() // exiting on the Run error already printed
-		os.Exit(1)
-	}
-	<-ctx.Done()
-	m.Log.Info().Msg("shutting down")
-	if err := m.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "mqim: close:", err)
-		os.Exit(1)
-	}
-}
 
 // Main is the running program: configuration and every component, so that
 // tests can start the whole server without flag parsing.
@@ -81,8 +51,6 @@ type Main struct {
 	front    *front
 	mqtt     mqttParts   // owned by mqtt.go
 	attach   attachParts // owned by attach.go
-
-	checkOnly bool
 }
 
 // NewMain returns a Main with the embedded defaults.
@@ -90,32 +58,11 @@ func NewMain() *Main {
 	return &Main{Config: DefaultConfig(), Log: zerolog.New(os.Stderr).With().Timestamp().Logger(), Out: os.Stdout}
 }
 
-// ParseFlags reads --config and the environment into m.Config.
-func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
-	fs := flag.NewFlagSet("mqim", flag.ContinueOnError)
-	path := fs.String("config", "", "path to a YAML config file (see configs/mqim.yaml)")
-	fs.BoolVar(&m.checkOnly, "check-config", false, "validate the configuration and exit")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *showVersion {
-		fmt.Println("mqim", version)
-		return flag.ErrHelp
-	}
-	cfg, err := LoadConfig(*path, getenv)
-	if err != nil {
-		return err
-	}
-	m.Config = cfg
-	return nil
-}
-
 // Run opens the store and starts every listener. It returns once the server
 // is serving; Close stops it.
 func (m *Main) Run(ctx context.Context) error {
 	c := &m.Config
-	m.Log = newLogger(c.Log, m.Log)
+	m.Log = newLogger(c.Log, m.Log, os.Stderr)
 	m.Log.Info().Str("version", version).Int("pid", os.Getpid()).Str("data_dir", c.DataDir).Msg("starting mqim")
 	m.startPprof()
 
@@ -128,7 +75,7 @@ func (m *Main) Run(ctx context.Context) error {
 	db, err := storage.Open(storage.Options{
 		Dir:        filepath.Join(c.DataDir, "db"),
 		SyncWrites: c.Storage.SyncWrites,
-		Logger:     m.Log.With().Str("component", "storage").Logger(),
+		Logger:     storageLogger(m.Log, c.Storage.LogLevel),
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -207,6 +154,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Log:            m.Log.With().Str("component", "rest").Logger(),
 		SocketIO:       m.SocketIO.Handler(),
 		Pages:          map[string]fs.FS{"/admin": admin.Files(), "/demo": demo.Files()},
+		Backup:         m.backup,
 	})
 	ln, err := net.Listen("tcp", c.HTTP.Addr)
 	if err != nil {
@@ -246,16 +194,37 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-func newLogger(c LogConfig, base zerolog.Logger) zerolog.Logger {
+// newLogger applies log.level and log.pretty to base. Pretty lines go to
+// out, coloured only when out is a terminal (a file or a pipe gets no ANSI
+// escapes), with RFC 3339 timestamps (seconds and zone kept).
+func newLogger(c LogConfig, base zerolog.Logger, out *os.File) zerolog.Logger {
 	lvl, err := zerolog.ParseLevel(c.Level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
 	l := base
 	if c.Pretty {
-		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
+		l = zerolog.New(zerolog.ConsoleWriter{Out: out, NoColor: !isTerminal(out), TimeFormat: time.RFC3339}).With().Timestamp().Logger()
 	}
 	return l.Level(lvl)
+}
+
+// isTerminal reports whether f is a character device (a terminal), not a
+// file or a pipe.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// storageLogger is the store's logger: storage.log_level on top of the
+// server's level, so that log.level debug does not bring Badger's
+// housekeeping along.
+func storageLogger(base zerolog.Logger, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.WarnLevel
+	}
+	return base.With().Str("component", "storage").Logger().Level(max(lvl, base.GetLevel()))
 }
 
 // credentials is the file kept in the data directory when the server
@@ -269,28 +238,25 @@ type credentials struct {
 
 // loadCredentials fills missing app credentials: from the data directory if
 // an earlier start generated them, else newly generated, stored (0600) and
-// printed once.
+// printed once. A credentials file that is unreadable or lacks a key is an
+// error: starting with an empty key would let anyone in.
 func (m *Main) loadCredentials() error {
 	c := &m.Config.App
 	if c.ID != "" && c.Key != "" && c.MasterKey != "" && m.Config.Auth.TokenSecret != "" {
 		return nil
 	}
-	path := filepath.Join(m.Config.DataDir, "credentials.json")
-	var saved credentials
-	b, err := os.ReadFile(path)
+	path := credentialsPath(m.Config.DataDir)
+	saved, found, err := readCredentialsFile(path)
 	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &saved); err != nil {
-			return fmt.Errorf("credentials %s: %w", path, err)
+	case err != nil:
+		return err
+	case found && saved.TokenSecret == "":
+		// A file from before tokens: it gains a secret.
+		saved.TokenSecret = chat.RandomHex(32)
+		if err := writeCredentials(path, saved); err != nil {
+			return err
 		}
-		if saved.TokenSecret == "" {
-			// A file from before tokens: it gains a secret.
-			saved.TokenSecret = chat.RandomHex(32)
-			if err := writeCredentials(path, saved); err != nil {
-				return err
-			}
-		}
-	case errors.Is(err, os.ErrNotExist):
+	case !found:
 		saved = credentials{AppID: chat.RandomHex(12), Key: chat.RandomHex(15), MasterKey: chat.RandomHex(15), TokenSecret: chat.RandomHex(32)}
 		if err := writeCredentials(path, saved); err != nil {
 			return err
@@ -298,22 +264,70 @@ func (m *Main) loadCredentials() error {
 		// Stored above; a banner that fails to print is still in the file.
 		_, _ = fmt.Fprintf(m.Out, "mqim generated app credentials (kept in %s):\n  app id:     %s\n  key:        %s\n  master key: %s\n",
 			path, saved.AppID, saved.Key, saved.MasterKey)
-	default:
-		return fmt.Errorf("credentials: %w", err)
 	}
-	if c.ID == "" {
-		c.ID = saved.AppID
-	}
-	if c.Key == "" {
-		c.Key = saved.Key
-	}
-	if c.MasterKey == "" {
-		c.MasterKey = saved.MasterKey
-	}
-	if m.Config.Auth.TokenSecret == "" {
-		m.Config.Auth.TokenSecret = saved.TokenSecret
-	}
+	m.Config.App, m.Config.Auth.TokenSecret = overlayCredentials(m.Config, saved)
 	return nil
+}
+
+// credentialsPath is the generated credentials file of a data directory.
+func credentialsPath(dataDir string) string { return filepath.Join(dataDir, "credentials.json") }
+
+// readCredentialsFile reads a credentials file; found is false when there
+// is none. A file that does not parse or lacks app_id, key or master_key
+// is an error.
+func readCredentialsFile(path string) (c credentials, found bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("credentials: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, false, fmt.Errorf("credentials %s: %w", path, err)
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"app_id", c.AppID}, {"key", c.Key}, {"master_key", c.MasterKey}} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return c, false, fmt.Errorf("credentials %s has no %s: restore the file from a backup, or delete it to generate new credentials (clients holding the old ones are then refused)",
+			path, strings.Join(missing, ", "))
+	}
+	return c, true, nil
+}
+
+// overlayCredentials fills the app section and the token secret of cfg,
+// where empty, from saved.
+func overlayCredentials(cfg Config, saved credentials) (AppConfig, string) {
+	app, secret := cfg.App, cfg.Auth.TokenSecret
+	if app.ID == "" {
+		app.ID = saved.AppID
+	}
+	if app.Key == "" {
+		app.Key = saved.Key
+	}
+	if app.MasterKey == "" {
+		app.MasterKey = saved.MasterKey
+	}
+	if secret == "" {
+		secret = saved.TokenSecret
+	}
+	return app, secret
+}
+
+// savedCredentials returns the credentials a server on cfg would use,
+// without generating any (check-config, backup): cfg's, else the data
+// directory's file. Fields neither has stay empty.
+func savedCredentials(cfg Config) (credentials, error) {
+	saved, _, err := readCredentialsFile(credentialsPath(cfg.DataDir))
+	if err != nil {
+		return credentials{}, err
+	}
+	app, secret := overlayCredentials(cfg, saved)
+	return credentials{AppID: app.ID, Key: app.Key, MasterKey: app.MasterKey, TokenSecret: secret}, nil
 }
 
 // writeCredentials stores the credentials file (0600), atomically.

@@ -5,16 +5,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"time"
 )
 
-// startPprof serves net/http/pprof on MQIM_PPROF_ADDR when it is set (for
-// profiling under load, docs/benchmarks.md; bind it to 127.0.0.1). It is
-// off by default and has no config key on purpose: it is a diagnostic, not
-// a feature. A failure to listen is logged, not fatal.
+// startPprof serves net/http/pprof on debug.pprof_addr (MQIM_PPROF_ADDR)
+// when it is set (for profiling under load, docs/benchmarks.md; bind it to
+// 127.0.0.1). It is off by default. A failure to listen is logged, not
+// fatal.
 func (m *Main) startPprof() {
-	addr := os.Getenv("MQIM_PPROF_ADDR")
+	addr := m.Config.Debug.PprofAddr
 	if addr == "" {
 		return
 	}
