@@ -118,6 +118,9 @@ var policy = []rule{
 	{"POST", "/system/:target", strict, nil},
 
 	{"POST", "/attachment", anyKey, allowToken},
+
+	{"GET", "/metrics", master, nil},
+	{"GET", "/stats", master, nil},
 }
 
 // errNotYours refuses a token caller outside its scope.

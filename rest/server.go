@@ -23,6 +23,7 @@ import (
 
 	"github.com/mqim/mqim/attachment"
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Defaults of Options.
@@ -69,6 +70,14 @@ type Options struct {
 	// under it (index.html at the prefix itself); public, see
 	// publicPrefixes.
 	Pages map[string]pageFS
+	// Metrics, when set, counts every request and serves GET /metrics and
+	// GET /stats (master key; docs/metrics.md); nil: neither.
+	Metrics *metrics.Metrics
+	// Ready, when set, runs the readiness checks of GET /readyz: each
+	// named check (store, mqtt, http) with its error, nil when it passes.
+	Ready func(context.Context) map[string]error
+	// Version is reported by /readyz.
+	Version string
 }
 
 // Server is the Fiber application of mqim.
@@ -77,6 +86,9 @@ type Server struct {
 	svc  *chat.Service
 	opts Options
 	ln   net.Listener
+
+	created time.Time
+	closing shuttingDown
 }
 
 // New builds the server and its routes. Service and Auth are required.
@@ -93,7 +105,7 @@ func New(opts Options) *Server {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = DefaultRequestTimeout
 	}
-	s := &Server{svc: opts.Service, opts: opts}
+	s := &Server{svc: opts.Service, opts: opts, created: time.Now()}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		BodyLimit:             opts.UploadLimit,
@@ -147,6 +159,7 @@ func (s *Server) routes() {
 	s.routeConversations(s.app)
 	s.routeAccounts(s.app)
 	s.routePages(s.app)
+	s.routeOps(s.app)
 }
 
 // App returns the Fiber app (tests use app.Test).
@@ -192,6 +205,7 @@ func (s *Server) Addr() net.Addr {
 
 // Shutdown stops accepting and waits for in-flight requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
 	return s.app.ShutdownWithContext(ctx)
 }
 
@@ -218,6 +232,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 		}
 	}
 	s.finishBody(c)
+	s.observe(c, start)
 	log.Info().
 		Str("method", c.Method()).
 		Str("path", c.Path()).

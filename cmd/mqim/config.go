@@ -29,6 +29,8 @@ type Config struct {
 	Attach  AttachConfig  `yaml:"attachments"`
 	// SocketIO is the socket.io endpoint of the MaxIM SDKs, on http.addr.
 	SocketIO SocketIOConfig `yaml:"socketio"`
+	// Metrics is the Prometheus endpoint (cmd/mqim/metrics.go).
+	Metrics MetricsConfig `yaml:"metrics"`
 }
 
 // SocketIOConfig configures the socket.io endpoint (/socket.io/ on the REST
@@ -187,6 +189,7 @@ var envVars = []struct {
 	{"MQIM_PUSH_AUTH_HEADER", func(c *Config, v string) error { c.Push.AuthHeader = v; return nil }},
 	{"MQIM_TLS_CERT", func(c *Config, v string) error { c.MQTT.TLSCert = v; return nil }},
 	{"MQIM_TLS_KEY", func(c *Config, v string) error { c.MQTT.TLSKey = v; return nil }},
+	{"MQIM_METRICS_ADDR", func(c *Config, v string) error { c.Metrics.Addr = v; return nil }},
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
