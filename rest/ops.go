@@ -102,12 +102,10 @@ func (s *Server) observe(c *fiber.Ctx, start time.Time) {
 }
 
 func routeLabel(c *fiber.Ctx) string {
-	r := c.Route()
-	if r.Method != "USE" {
-		return r.Path
-	}
-	if r.Path != "/" && r.Path != "" {
-		return r.Path // a page prefix (/admin)
+	// The middleware (logRequests, authenticate, ...) is mounted on "/";
+	// no endpoint is. A page prefix (/admin) is its own label.
+	if p := c.Route().Path; p != "/" && p != "" {
+		return p
 	}
 	if rule, _ := matchRule(c.Method(), c.Path()); rule != nil {
 		return rule.path
