@@ -105,7 +105,7 @@ func TestCounts_ScrapeAndStats(t *testing.T) {
 	m.Login(metrics.MQTT, metrics.OK)
 	m.Login(metrics.MQTT, metrics.Unauthorized)
 	m.Login(metrics.SocketIO, "something else") // counts as error
-	m.Login("carrier pigeon", metrics.OK)      // unknown protocol: not counted
+	m.Login("carrier pigeon", metrics.OK)       // unknown protocol: not counted
 	m.Say(metrics.KindFriend, metrics.OK)
 	m.Say(metrics.KindGroup, metrics.OK)
 	m.Say(metrics.KindGroup, metrics.OK)
@@ -197,12 +197,12 @@ func TestCounts_ScrapeAndStats(t *testing.T) {
 // the fixed sets.
 func TestSayOutcomeAndKind(t *testing.T) {
 	for err, want := range map[error]string{
-		nil: metrics.OK,
-		chat.Errorf(chat.CodeUnauthorized, "x"):  metrics.Refused,
-		chat.Errorf(chat.CodeRateLimited, "x"):   metrics.Throttled,
-		chat.Errorf(chat.CodeTooLong, "x"):       metrics.Invalid,
-		chat.Errorf(chat.CodeNotFound, "x"):      metrics.Invalid,
-		chat.Errorf(chat.CodeInternal, "x"):      metrics.Error,
+		nil:                                     metrics.OK,
+		chat.Errorf(chat.CodeUnauthorized, "x"): metrics.Refused,
+		chat.Errorf(chat.CodeRateLimited, "x"):  metrics.Throttled,
+		chat.Errorf(chat.CodeTooLong, "x"):      metrics.Invalid,
+		chat.Errorf(chat.CodeNotFound, "x"):     metrics.Invalid,
+		chat.Errorf(chat.CodeInternal, "x"):     metrics.Error,
 		errors.New("context deadline exceeded"): metrics.Error,
 	} {
 		if got := metrics.SayOutcome(err); got != want {

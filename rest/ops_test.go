@@ -163,7 +163,7 @@ func TestMetrics_RoutesAndStats(t *testing.T) {
 		}
 	}
 	if n != 6 {
-			t.Errorf("http requests counted: %v, want 6", n)
+		t.Errorf("http requests counted: %v, want 6", n)
 	}
 
 	r := ts.callWith("GET", "/stats", nil, map[string]string{"X-ML-AppId": testApp, "X-ML-MasterKey": testMaster}).
