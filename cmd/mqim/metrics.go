@@ -24,7 +24,6 @@ type MetricsConfig struct {
 type metricsParts struct {
 	m   *metrics.Metrics
 	srv *http.Server
-	ln  net.Listener
 	// closing is set when Close begins: /readyz fails from then on.
 	closing atomic.Bool
 }
@@ -53,7 +52,7 @@ func (m *Main) startMetrics() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", mt.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	m.metrics.ln, m.metrics.srv = ln, srv
+	m.metrics.srv = srv
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Log.Error().Err(err).Msg("metrics server")
@@ -73,14 +72,6 @@ func (m *Main) closeMetrics() {
 		cancel()
 		m.metrics.srv = nil
 	}
-}
-
-// metricsAddr is the bound address of the metrics listener, or nil.
-func (m *Main) metricsAddr() net.Addr {
-	if m.metrics.ln == nil {
-		return nil
-	}
-	return m.metrics.ln.Addr()
 }
 
 var errShuttingDown = errors.New("shutting down")
