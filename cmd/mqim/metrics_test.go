@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -16,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/internal/testwait"
@@ -372,4 +375,65 @@ func TestMain_MetricsAddr(t *testing.T) {
 	}
 	// The REST listener still wants the master key.
 	expectError(t, "metrics on http.addr without credentials", p.doWith("GET", "/metrics", nil, nil), 401, chat.CodeUnauthorized)
+}
+
+// Ensure the readiness checks of cmd/mqim: all pass on a running server;
+// once Close has begun every check fails, and /readyz answers 503 with
+// MaxIM error 5002 while in-flight requests may still be served.
+func TestMain_ReadyChecks(t *testing.T) {
+	m := NewMain()
+	m.Out = io.Discard
+	m.Log = zerolog.New(zerolog.NewTestWriter(t))
+	c := &m.Config
+	c.DataDir = t.TempDir()
+	c.HTTP.Addr = "127.0.0.1:0"
+	c.MQTT.TCPAddr, c.MQTT.WSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for name, err := range m.ready(context.Background()) {
+		if err != nil {
+			t.Errorf("check %s on a running server: %v", name, err)
+		}
+	}
+	base := "http://" + m.HTTP.Addr().String()
+	res, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("readyz: %d", res.StatusCode)
+	}
+
+	// What Close does first; the listeners are still up.
+	m.closeMetrics()
+	res, err = http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var body struct {
+		Status    string            `json:"status"`
+		Checks    map[string]string `json:"checks"`
+		ErrorCode int               `json:"errorCode"`
+	}
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatalf("readyz body %s: %v", b, err)
+	}
+	if res.StatusCode != 503 || body.Status != "unavailable" || body.ErrorCode != chat.CodeInternal ||
+		body.Checks["store"] != "shutting down" || body.Checks["mqtt"] != "shutting down" || body.Checks["http"] != "shutting down" {
+		t.Errorf("readyz while shutting down: %d %s", res.StatusCode, b)
+	}
+
+	// A closed store fails its check on its own.
+	m.metrics.closing.Store(false)
+	if err := m.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ready(context.Background())["store"]; err == nil {
+		t.Error("store check passes on a closed store")
+	}
 }
