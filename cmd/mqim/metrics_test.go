@@ -437,3 +437,48 @@ func TestMain_ReadyChecks(t *testing.T) {
 		t.Error("store check passes on a closed store")
 	}
 }
+
+// Ensure socket.io is counted like MQTT: the session of TestMain_SocketIO
+// (test/js/sio.cjs: a bad login, three good ones, two friend says, a group
+// say, a say to a non-friend) gives exactly those logins and says, the
+// socket.io deliveries are the events the clients saw, and the
+// connections gauge returns to 0 when they close.
+func TestMain_MetricsSocketIO(t *testing.T) {
+	p := startMQIM(t, t.TempDir())
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
+	r := p.do("POST", "/groups", map[string]any{"owner": "alice", "members": []string{"bob"}})
+	expect(t, "group", r, 201)
+	var gid string
+	r.JSON(t, &gid)
+	evs := runSIO(t, p, "sio.cjs", "GID="+gid)
+	seen := 0
+	for _, ev := range evs {
+		switch ev.Event {
+		case "message", "yourself", "ack", "sys", "online", "offline":
+			seen++
+		}
+	}
+	master := map[string]string{"X-ML-AppId": p.AppID, "X-ML-MasterKey": p.Master}
+	var got map[string]float64
+	testwait.Until(t, "the socket.io sessions closed", 10*time.Second, func() bool {
+		got = series(scrapeMetrics(t, p.HTTP+"/metrics", master), "mqim_")
+		return got["mqim_connections{listener=http,protocol=socketio}"] == 0
+	})
+	for k, v := range map[string]float64{
+		"mqim_logins_total{outcome=ok,protocol=socketio}":           3,
+		"mqim_logins_total{outcome=unauthorized,protocol=socketio}": 1,
+		"mqim_says_total{kind=friend,outcome=ok}":                   2,
+		"mqim_says_total{kind=group,outcome=ok}":                    1,
+		"mqim_says_total{kind=friend,outcome=refused}":              1,
+		"mqim_users_online{}":                                       0,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	// The script closes a1, a2 and b1 one after the other: alice's
+	// offline event may be written to b1 as it closes, unseen.
+	if d := got["mqim_deliveries_total{protocol=socketio}"]; seen == 0 || d < float64(seen) || d > float64(seen+1) {
+		t.Errorf("socket.io deliveries %v, the clients saw %d events", d, seen)
+	}
+}
