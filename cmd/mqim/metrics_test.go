@@ -476,9 +476,11 @@ func TestMain_MetricsSocketIO(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	// The script closes a1, a2 and b1 one after the other: alice's
-	// offline event may be written to b1 as it closes, unseen.
-	if d := got["mqim_deliveries_total{protocol=socketio}"]; seen == 0 || d < float64(seen) || d > float64(seen+1) {
+	// The script closes a1, a2 and b1 at once: the offline event of the
+	// identity whose sessions the server ends first may be written to the
+	// other's sessions while they close, unseen (bob's to a1 and a2, or
+	// alice's to b1): at most 2.
+	if d := got["mqim_deliveries_total{protocol=socketio}"]; seen == 0 || d < float64(seen) || d > float64(seen+2) {
 		t.Errorf("socket.io deliveries %v, the clients saw %d events", d, seen)
 	}
 }
