@@ -33,7 +33,7 @@ VOLUME ["/data"]
 # REST, MQTT, MQTT over WebSocket, MQTT over TLS (when a certificate is configured)
 EXPOSE 8080 1883 8083 8883
 USER nonroot:nonroot
-# `mqim health` exits 0 when /healthz on the configured http.addr answers 200.
+# `mqim health` exits 0 when /readyz on the configured http.addr answers 200.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 	CMD ["/usr/local/bin/mqim", "health", "--config", "/etc/mqim/mqim.yaml"]
 ENTRYPOINT ["/usr/local/bin/mqim"]

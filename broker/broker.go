@@ -91,6 +91,9 @@ func New(opts Options) *Server {
 	_ = s.mqtt.AddHook(&noLocalHook{}, nil)
 	_ = s.mqtt.AddHook(&ackPropsHook{}, nil)
 	_ = s.mqtt.AddHook(&sessionHook{}, nil)
+	if opts.Metrics != nil {
+		s.reportMetrics(opts.Metrics)
+	}
 	return s
 }
 

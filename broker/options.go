@@ -7,6 +7,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/rs/zerolog"
+
+	"github.com/mqim/mqim/metrics"
 )
 
 // Defaults of [Options]. Every one is a deliberate bound: mochi's own
@@ -78,6 +80,10 @@ type Options struct {
 	// ConnectTimeout is how long a new connection may take to send its
 	// CONNECT; after CONNECT the keepalive governs the deadline.
 	ConnectTimeout time.Duration
+
+	// Metrics, when set, gets the broker's deliveries, drops and live
+	// connections (metrics.MQTTSource); nil: none.
+	Metrics *metrics.Metrics
 
 	Logger zerolog.Logger
 }

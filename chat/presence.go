@@ -93,6 +93,13 @@ func (p *Presence) Sessions(id Identity) []string {
 	return out
 }
 
+// OnlineCount returns the number of identities with at least one session.
+func (p *Presence) OnlineCount() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.sessions)
+}
+
 // OnlineIdentities returns every identity with at least one session.
 func (p *Presence) OnlineIdentities() []Identity {
 	p.mu.RLock()

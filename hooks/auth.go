@@ -16,6 +16,7 @@ import (
 
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // refusal is how a CONNECT is refused: the MQTT 5 reason code and the
@@ -129,6 +130,7 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return h.refuse(cl, connRefusal(err), err.Error(), log)
 	}
 	log.Debug().Msg("login accepted")
+	h.opts.Metrics.Login(metrics.MQTT, metrics.OK)
 	return nil
 }
 
@@ -154,7 +156,23 @@ func (h *Auth) refuse(cl *mqtt.Client, r refusal, reason string, log zerolog.Log
 		log.Debug().Err(err).Msg("connack not written")
 	}
 	log.Info().Str("reason", reason).Uint8("code", ack.ReasonCode).Msg("connect refused")
+	h.opts.Metrics.Login(metrics.MQTT, r.outcome())
 	return r.v5
+}
+
+// outcome is the metrics outcome of a refused login.
+func (r refusal) outcome() string {
+	switch r {
+	case refuseBadCredentials:
+		return metrics.Unauthorized
+	case refuseBanned:
+		return metrics.Banned
+	case refuseThrottled:
+		return metrics.Throttled
+	case refuseUnavailable:
+		return metrics.Error
+	}
+	return metrics.Refused // not authorized, keepalive, will, connection cap
 }
 
 // keepalive applies the keepalive policy (see Options). ok is false when an

@@ -27,6 +27,7 @@ import (
 
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Defaults of [Options].
@@ -86,6 +87,9 @@ type Options struct {
 	// Sessions, when set, keeps persistent MQTT sessions and their queued
 	// events across restarts ([Sessions]).
 	Sessions chat.SessionStore
+	// Metrics, when set, counts logins, says and rate-limit refusals;
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 	// BaseContext is the lifetime of the hooks; hook calls derive their
 	// context from it. Nil means context.Background().
 	BaseContext context.Context

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Say turns a publish to a send topic into chat.Service.Say (docs/protocol.md
@@ -75,6 +76,7 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", h.opts.RateLimit)
 		code = packets.ErrQuotaExceeded
 		svc.RefuseSay(from, cl.ID, pk.Payload, err)
+		h.opts.Metrics.RateLimited(metrics.MQTT)
 	case !ok:
 		err = chat.Errorf(chat.CodeInvalid, "invalid send topic %q", truncate(pk.TopicName, 64))
 		code = packets.ErrTopicNameInvalid
@@ -90,6 +92,7 @@ func (h *Say) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, err
 	if err == nil && pk.FixedHeader.Qos > 0 {
 		h.reg.accepted(cl.ID, id)
 	}
+	h.opts.Metrics.Say(sayKind(from.Kind, st.Kind), metrics.SayOutcome(err))
 	return answer(h.opts.Log, cl, pk, err, code)
 }
 
@@ -148,6 +151,15 @@ func ReasonCode(err error) packets.Code {
 		return packets.ErrImplementationSpecificError
 	}
 	return packets.ErrUnspecifiedError
+}
+
+// sayKind is the metrics kind of a say to topic kind topicKind ("" for a
+// malformed topic): the kind of conversation it goes to.
+func sayKind(from chat.Kind, topicKind string) string {
+	if from == chat.KindPassenger || topicKind == broker.SayUser {
+		return metrics.KindPassenger
+	}
+	return topicKind // friend, group, room, passenger, stranger; "" counts as unknown
 }
 
 func truncate(s string, n int) string {

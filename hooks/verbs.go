@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Verbs turns a publish to recall/, edit/ or typing/ into the
@@ -75,6 +76,7 @@ func (h *Verbs) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, e
 		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", h.opts.RateLimit)
 		svc.RefuseVerb(from, cl.ID, pk.Payload, err)
 		code = packets.ErrQuotaExceeded
+		h.opts.Metrics.RateLimited(metrics.MQTT)
 	case vt.Verb == broker.LevelRecall:
 		err = svc.RecallMessage(ctx, from, cl.ID, vt.Ref, pk.Payload)
 		code = ReasonCode(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Defaults for [Options] (applied by New to zero values, except Retries,
@@ -55,7 +56,10 @@ type Options struct {
 	// Client sends the requests; nil means a client with no overall timeout
 	// (Timeout applies per request).
 	Client *http.Client
-	Log    zerolog.Logger
+	// Metrics, when set, counts notifications by outcome and reads the
+	// queue's depth; nil: none.
+	Metrics *metrics.Metrics
+	Log     zerolog.Logger
 }
 
 // Webhook is a chat.Pusher that POSTs notifications to a URL from a bounded
@@ -99,6 +103,7 @@ func New(opts Options) (*Webhook, error) {
 	}
 	w := &Webhook{opts: opts, queue: make(chan chat.PushNotification, opts.QueueSize)}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
+	opts.Metrics.SetPushQueue(func() int { return len(w.queue) }, opts.QueueSize)
 	for range opts.Workers {
 		w.wg.Add(1)
 		go w.work()
@@ -116,6 +121,7 @@ func (w *Webhook) Push(_ context.Context, n chat.PushNotification) {
 	case w.queue <- n:
 	default:
 		w.dropped.Add(1)
+		w.opts.Metrics.Push(metrics.PushDropped)
 		w.opts.Log.Warn().Str("user", n.User).Str("event", n.Event).Msg("push queue full; notification dropped")
 	}
 }
@@ -162,6 +168,7 @@ func (w *Webhook) deliver(n chat.PushNotification) {
 	body, err := json.Marshal(n)
 	if err != nil {
 		w.dropped.Add(1)
+		w.opts.Metrics.Push(metrics.PushFailed)
 		w.opts.Log.Error().Err(err).Msg("push notification not encodable")
 		return
 	}
@@ -170,6 +177,7 @@ func (w *Webhook) deliver(n chat.PushNotification) {
 		err = w.post(body)
 		if err == nil {
 			w.sent.Add(1)
+			w.opts.Metrics.Push(metrics.PushSent)
 			return
 		}
 		if errors.Is(err, errPermanent) || attempt >= w.opts.Retries || w.ctx.Err() != nil {
@@ -182,6 +190,7 @@ func (w *Webhook) deliver(n chat.PushNotification) {
 		backoff *= 2
 	}
 	w.dropped.Add(1)
+	w.opts.Metrics.Push(metrics.PushFailed)
 	w.opts.Log.Warn().Err(err).Str("user", n.User).Str("event", n.Event).Msg("push notification not delivered")
 }
 

@@ -101,7 +101,7 @@ func TestPolicy_EveryRoute(t *testing.T) {
 			continue
 		}
 		switch r.Path {
-		case "/healthz", "/openapi.json", "/attachments/:dir/:file", "/attachments/*":
+		case "/healthz", "/readyz", "/openapi.json", "/attachments/:dir/:file", "/attachments/*":
 			continue
 		}
 		if !routes[r.Method+" "+r.Path] {

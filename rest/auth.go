@@ -142,6 +142,9 @@ func (s *Server) credentials(c *fiber.Ctx) (*caller, error) {
 		if !ok {
 			return nil, chat.Errorf(chat.CodeUnauthorized, "Authorization must be Bearer <token>")
 		}
+		if cl, ok := s.metricsBearer(c, tok); ok {
+			return cl, nil
+		}
 		if app != "" && !auth.CheckApp(app) {
 			return nil, chat.Errorf(chat.CodeUnauthorized, "unknown app")
 		}

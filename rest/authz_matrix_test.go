@@ -102,6 +102,9 @@ func matrixRoutes(upload []byte) map[string]matrixRoute {
 		"POST /system":                       {`{"content":{"media":0,"body":"hi"}}`, 202, strictAdm},
 		"POST /system/:target":               {`{"content":{"media":0,"body":"hi"}}`, 202, strictAdm},
 		"POST /attachment":                   {upload, 201, anyKey},
+		// The dashboard summary; this server has no metrics, so the
+		// master key gets 400/5009 ("metrics are off").
+		"GET /stats": {nil, 400, masterOnly},
 
 		// Recall and edit history (messages.go).
 		"DELETE /ctx/:uid/conversations/:kind/:id/messages/:seq": {nil, 204, anyKey},
@@ -287,6 +290,8 @@ func TestAuthzMatrix_REST(t *testing.T) {
 			// Public by design: the same answer whatever the credentials.
 			for _, cred := range matrixCreds() {
 				ts.as(t).callWith("GET", "/healthz", nil, cred.hdr()).expect(200, `{"status":"ok"}`)
+				ts.as(t).callWith("GET", "/readyz", nil, cred.hdr()).expect(200, `{"status":"ready","version":"","uptime_s":"*","checks":{}}`)
+				cells++
 				ts.as(t).callWith("OPTIONS", "/ctx/"+shared.A, nil, cred.hdr()).ok(204)
 				ts.as(t).callWith("GET", "/attachments/nothing/here.png", nil, cred.hdr()).expectError(404, chat.CodeNotFound)
 				cells += 3
@@ -299,7 +304,7 @@ func TestAuthzMatrix_REST(t *testing.T) {
 // checkRouteCoverage fails for a server route the matrix does not list.
 func checkRouteCoverage(t *testing.T, ts *testServer, routes map[string]matrixRoute) {
 	t.Helper()
-	public := map[string]bool{"GET /healthz": true, "GET /openapi.json": true, "GET /attachments/:dir/:file": true, "GET /attachments/*": true}
+	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /openapi.json": true, "GET /attachments/:dir/:file": true, "GET /attachments/*": true}
 	for _, r := range ts.srv.App().GetRoutes(true) {
 		key := r.Method + " " + r.Path
 		switch r.Method {

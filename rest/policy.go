@@ -120,6 +120,8 @@ var policy = []rule{
 	{"POST", "/attachment", anyKey, allowToken},
 
 	{"GET", "/backup", master, nil},
+	{"GET", "/metrics", master, nil},
+	{"GET", "/stats", master, nil},
 }
 
 // errNotYours refuses a token caller outside its scope.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mqim/mqim/attachment"
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Defaults of Options.
@@ -72,6 +73,14 @@ type Options struct {
 	// Backup writes an online backup of the store to w (GET /backup,
 	// master key only); nil: GET /backup answers 404.
 	Backup func(ctx context.Context, w io.Writer) error
+	// Metrics, when set, counts every request and serves GET /metrics and
+	// GET /stats (master key; docs/metrics.md); nil: neither.
+	Metrics *metrics.Metrics
+	// Ready, when set, runs the readiness checks of GET /readyz: each
+	// named check (store, mqtt, http) with its error, nil when it passes.
+	Ready func(context.Context) map[string]error
+	// Version is reported by /readyz.
+	Version string
 }
 
 // Server is the Fiber application of mqim.
@@ -80,6 +89,9 @@ type Server struct {
 	svc  *chat.Service
 	opts Options
 	ln   net.Listener
+
+	created time.Time
+	closing shuttingDown
 }
 
 // New builds the server and its routes. Service and Auth are required.
@@ -96,7 +108,7 @@ func New(opts Options) *Server {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = DefaultRequestTimeout
 	}
-	s := &Server{svc: opts.Service, opts: opts}
+	s := &Server{svc: opts.Service, opts: opts, created: time.Now()}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		BodyLimit:             opts.UploadLimit,
@@ -152,6 +164,7 @@ func (s *Server) routes() {
 	s.routeOpenAPI(s.app)
 	s.routePages(s.app)
 	s.routeBackup(s.app)
+	s.routeOps(s.app)
 }
 
 // App returns the Fiber app (tests use app.Test).
@@ -197,6 +210,7 @@ func (s *Server) Addr() net.Addr {
 
 // Shutdown stops accepting and waits for in-flight requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
 	return s.app.ShutdownWithContext(ctx)
 }
 
@@ -223,6 +237,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 		}
 	}
 	s.finishBody(c)
+	s.observe(c, start)
 	log.Info().
 		Str("method", c.Method()).
 		Str("path", c.Path()).

@@ -4,6 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // routeSystem registers the system messages (docs/maxim.md §3.6): S1 POST
@@ -17,7 +18,8 @@ func (s *Server) routeSystem(r fiber.Router) {
 }
 
 // systemBroadcast is S1.
-func (s *Server) systemBroadcast(c *fiber.Ctx) error {
+func (s *Server) systemBroadcast(c *fiber.Ctx) (err error) {
+	defer func() { s.opts.Metrics.Say(metrics.KindSystem, metrics.SayOutcome(err)) }()
 	msg, err := s.systemMessage(c)
 	if err != nil {
 		return err
@@ -30,7 +32,8 @@ func (s *Server) systemBroadcast(c *fiber.Ctx) error {
 }
 
 // systemSend is S2.
-func (s *Server) systemSend(c *fiber.Ctx) error {
+func (s *Server) systemSend(c *fiber.Ctx) (err error) {
+	defer func() { s.opts.Metrics.Say(metrics.KindSystem, metrics.SayOutcome(err)) }()
 	target, err := pathParam(c, "target")
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Namespace is the socket.io namespace of MaxIM.
@@ -65,7 +66,10 @@ type Options struct {
 	Timeout      time.Duration
 	PingInterval time.Duration
 	PingTimeout  time.Duration
-	Log          zerolog.Logger
+	// Metrics, when set, counts logins, says, rate-limit refusals and the
+	// events written to sessions, and reads the live sessions; nil: none.
+	Metrics *metrics.Metrics
+	Log     zerolog.Logger
 }
 
 // Server is the socket.io endpoint and the chat.Publisher that fans events
@@ -128,6 +132,7 @@ func New(opts Options) *Server {
 	so.SetPath("/socket.io")
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.io.ServeHandler(so)
+	opts.Metrics.SetSocketIO(s.Sessions)
 	s.io.Of(Namespace, func(args ...any) {
 		if sock, ok := args[0].(*socket.Socket); ok {
 			s.connected(sock)
@@ -195,6 +200,7 @@ func (s *Server) connected(sock *socket.Socket) {
 	ip := remoteIP(remote)
 	if s.opts.Throttle != nil && !s.opts.Throttle.Allow(ip) {
 		s.refuse(sock, chat.CodeRateLimited, "too many failed logins from this address", log)
+		s.opts.Metrics.Login(metrics.SocketIO, metrics.Throttled)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
@@ -209,6 +215,7 @@ func (s *Server) connected(sock *socket.Socket) {
 			log.Error().Err(err).Msg("socket.io login failed")
 		}
 		s.refuse(sock, code, chat.ErrorMessage(err), log)
+		s.opts.Metrics.Login(metrics.SocketIO, loginOutcome(err))
 		return
 	}
 	id := lg.req.Identity
@@ -216,11 +223,13 @@ func (s *Server) connected(sock *socket.Socket) {
 	if !lg.token {
 		if err := s.opts.Service.CheckLogin(ctx, id); err != nil {
 			s.refuse(sock, chat.ErrorCode(err), chat.ErrorMessage(err), log)
+			s.opts.Metrics.Login(metrics.SocketIO, loginOutcome(err))
 			return
 		}
 	}
 	if err := s.opts.Service.Login(ctx, lg.req); err != nil {
 		s.refuse(sock, chat.ErrorCode(err), chat.ErrorMessage(err), log)
+		s.opts.Metrics.Login(metrics.SocketIO, loginOutcome(err))
 		return
 	}
 	ss := &session{id: SessionPrefix + string(sock.Id()), who: id, sock: sock, tokenIAT: lg.tokenIAT}
@@ -231,6 +240,7 @@ func (s *Server) connected(sock *socket.Socket) {
 	}
 	if limit := s.opts.MaxConnectionsPerUser; limit > 0 && s.Live(id)+s.otherConnections(id) >= limit {
 		s.refuse(sock, chat.CodeRateLimited, "too many connections for this identity", log)
+		s.opts.Metrics.Login(metrics.SocketIO, metrics.Refused)
 		return
 	}
 	s.mu.Lock()
@@ -247,6 +257,7 @@ func (s *Server) connected(sock *socket.Socket) {
 	b, _ := json.Marshal(map[string]any{"success": true, "id": id.ID})
 	emit(sock, "login", b)
 	s.opts.Service.SessionOpened(ctx, id, ss.id, lg.notifyAll)
+	s.opts.Metrics.Login(metrics.SocketIO, metrics.OK)
 	log.Debug().Msg("socket.io login accepted")
 }
 
@@ -346,6 +357,7 @@ func (s *Server) say(ss *session, args []any, log zerolog.Logger) {
 	switch {
 	case !s.opts.Limiter.Allow(ss.who.String(), s.opts.Service.Now()):
 		err = chat.Errorf(chat.CodeRateLimited, "message rate limit exceeded (%g per second)", s.opts.RateLimit)
+		s.opts.Metrics.RateLimited(metrics.SocketIO)
 	case !ok:
 		err = chat.Errorf(chat.CodeInvalid, "say needs to.id")
 	default:
@@ -353,6 +365,11 @@ func (s *Server) say(ss *session, args []any, log zerolog.Logger) {
 		_, err = s.opts.Service.Say(ctx, ss.who, ss.id, target, payload)
 		cancel()
 	}
+	kind := metrics.KindUnknown
+	if ok {
+		kind = metrics.SayKind(ss.who.Kind, target.Type)
+	}
+	s.opts.Metrics.Say(kind, metrics.SayOutcome(err))
 	if err != nil {
 		log.Info().Err(err).Int("code", chat.ErrorCode(err)).Msg("socket.io say refused")
 	}
@@ -409,6 +426,7 @@ func (p publisher) Publish(to chat.Identity, event string, payload []byte, excep
 	for _, sock := range socks {
 		emit(sock, event, payload)
 	}
+	s.opts.Metrics.Delivered(len(socks))
 	next.Publish(to, event, payload, exceptSession)
 }
 
@@ -428,6 +446,22 @@ func (p publisher) PublishSession(session string, to chat.Identity, event string
 		return
 	}
 	emit(ss.sock, event, payload)
+	s.opts.Metrics.Delivered(1)
+}
+
+// loginOutcome is the metrics outcome of a refused socket.io login.
+func loginOutcome(err error) string {
+	switch {
+	case chat.IsBanned(err):
+		return metrics.Banned
+	case chat.ErrorCode(err) == chat.CodeUnauthorized:
+		return metrics.Unauthorized
+	case chat.ErrorCode(err) == chat.CodeRateLimited:
+		return metrics.Throttled
+	case chat.ErrorCode(err) == chat.CodeInternal || chat.ErrorCode(err) == 0:
+		return metrics.Error
+	}
+	return metrics.Refused
 }
 
 // remoteIP is the address part of a remote "host:port".

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Options configures [Open].
@@ -39,6 +40,8 @@ type Options struct {
 	// its own level, cmd/mqim's storage.log_level). The zero value
 	// discards them.
 	Logger zerolog.Logger
+	// Metrics, when set, times commits and history reads; nil: none.
+	Metrics *metrics.Metrics
 }
 
 // Tuning for an embedded server on 2 cores or a small edge device. Badger's
@@ -79,8 +82,9 @@ var errClosed = errors.New("storage: database is closed")
 // DB is a Badger-backed [chat.Store]. It is safe for concurrent use; only
 // one process may open a directory at a time.
 type DB struct {
-	bdb *badger.DB
-	log zerolog.Logger
+	bdb     *badger.DB
+	log     zerolog.Logger
+	metrics *metrics.Metrics
 
 	gate gate
 
@@ -146,6 +150,7 @@ func Open(opts Options) (db *DB, err error) {
 	db = &DB{
 		bdb:       bdb,
 		log:       opts.Logger,
+		metrics:   opts.Metrics,
 		queue:     make(chan *appendReq, queueLen),
 		committed: make(chan struct{}),
 		convs:     make(map[chat.Conv]*convState),
@@ -242,7 +247,10 @@ func (db *DB) updateOnce(fn func(chat.Tx) error) error {
 	if err := fn(&tx{txn: txn}); err != nil {
 		return err
 	}
-	if err := txn.Commit(); err != nil {
+	start := time.Now()
+	err := txn.Commit()
+	db.metrics.ObserveCommit(metrics.CommitUpdate, time.Since(start))
+	if err != nil {
 		if errors.Is(err, badger.ErrConflict) {
 			return badger.ErrConflict
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/metrics"
 )
 
 // Chat records.
@@ -334,7 +335,10 @@ func (db *DB) commitBatch(batch []*appendReq) {
 	txn := db.bdb.NewTransaction(true)
 	first := 0 // first request in txn
 	commit := func(end int) {
-		if err := txn.Commit(); err != nil {
+		start := time.Now()
+		err := txn.Commit()
+		db.metrics.ObserveCommit(metrics.CommitAppend, time.Since(start))
+		if err != nil {
 			err = fmt.Errorf("storage: commit records: %w", err)
 			for _, r := range batch[first:end] {
 				if r.err == nil {
@@ -408,6 +412,9 @@ func (db *DB) Records(ctx context.Context, conv chat.Conv, before, notBefore int
 		return nil, err
 	}
 	defer db.endRead(txn)
+	if db.metrics != nil {
+		defer func(start time.Time) { db.metrics.ObserveHistoryRead(time.Since(start)) }(time.Now())
+	}
 	p := recPrefix(conv)
 	// Values live in the LSM tree next to their keys; PrefetchValues would
 	// start a goroutine per entry and read ahead past limit for nothing.

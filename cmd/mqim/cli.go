@@ -32,7 +32,7 @@ commands:
   check-config  validate the configuration, the listener addresses and the data directory
   backup        write an online backup: mqim backup --out FILE [--url http://host:port]
   restore       restore a backup into an empty data directory: mqim restore --in FILE
-  health        exit 0 when the server's /healthz answers 200, else 1 [--url http://host:port]
+  health        exit 0 when the server's /readyz answers 200, else 1 [--url http://host:port]
   help          print this text
 
 flags (every command that reads the configuration):
@@ -200,7 +200,8 @@ func (c *cli) checkConfig(args []string) int {
 	return 0
 }
 
-// health asks the server's /healthz.
+// health asks the server's /readyz: ready means the store answers and
+// the listeners are bound, which is what a container health check wants.
 func (c *cli) health(ctx context.Context, args []string) int {
 	var base string
 	path, err := c.parse("health", args, func(fs *flag.FlagSet) {
@@ -218,7 +219,7 @@ func (c *cli) health(ctx context.Context, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/readyz", nil)
 	if err != nil {
 		return c.fail("health", err)
 	}

@@ -303,7 +303,7 @@ func TestConfig_NoEnvOnlyKnobs(t *testing.T) {
 	}
 }
 
-// Ensure `mqim health` exits 0 while the server answers /healthz and 1
+// Ensure `mqim health` exits 0 while the server answers /readyz and 1
 // once it is gone; a listener on every interface is asked on 127.0.0.1.
 func TestCLI_Health(t *testing.T) {
 	p := startMQIM(t, t.TempDir())

@@ -31,7 +31,9 @@ type Config struct {
 	Attach  AttachConfig  `yaml:"attachments"`
 	// SocketIO is the socket.io endpoint of the MaxIM SDKs, on http.addr.
 	SocketIO SocketIOConfig `yaml:"socketio"`
-	Debug    DebugConfig    `yaml:"debug"`
+	// Metrics is the Prometheus endpoint (cmd/mqim/metrics.go).
+	Metrics MetricsConfig `yaml:"metrics"`
+	Debug   DebugConfig   `yaml:"debug"`
 }
 
 // DebugConfig holds diagnostics, all off by default.
@@ -202,6 +204,7 @@ var envVars = []struct {
 	{"MQIM_TLS_CERT", func(c *Config, v string) error { c.MQTT.TLSCert = v; return nil }},
 	{"MQIM_TLS_KEY", func(c *Config, v string) error { c.MQTT.TLSKey = v; return nil }},
 	{"MQIM_PPROF_ADDR", func(c *Config, v string) error { c.Debug.PprofAddr = v; return nil }},
+	{"MQIM_METRICS_ADDR", func(c *Config, v string) error { c.Metrics.Addr = v; return nil }},
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {

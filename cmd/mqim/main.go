@@ -49,8 +49,9 @@ type Main struct {
 	// SocketIO is the socket.io endpoint on the REST listener.
 	SocketIO *socketio.Server
 	front    *front
-	mqtt     mqttParts   // owned by mqtt.go
-	attach   attachParts // owned by attach.go
+	mqtt     mqttParts    // owned by mqtt.go
+	attach   attachParts  // owned by attach.go
+	metrics  metricsParts // owned by metrics.go
 }
 
 // NewMain returns a Main with the embedded defaults.
@@ -72,10 +73,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.loadCredentials(); err != nil {
 		return err
 	}
+	mt := m.newMetrics()
 	db, err := storage.Open(storage.Options{
 		Dir:        filepath.Join(c.DataDir, "db"),
 		SyncWrites: c.Storage.SyncWrites,
 		Logger:     storageLogger(m.Log, c.Storage.LogLevel),
+		Metrics:    mt,
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -130,6 +133,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxConnectionsPerUser: c.MQTT.MaxConnectionsPerUser,
 		OtherConnections:      m.mqttLive,
 		Timeout:               c.MQTT.HookTimeout,
+		Metrics:               mt,
 		Log:                   m.Log.With().Str("component", "socketio").Logger(),
 	})
 	if err := m.startMQTT(ctx); err != nil {
@@ -155,6 +159,9 @@ func (m *Main) Run(ctx context.Context) error {
 		SocketIO:       m.SocketIO.Handler(),
 		Pages:          map[string]fs.FS{"/admin": admin.Files(), "/demo": demo.Files()},
 		Backup:         m.backup,
+		Metrics:        mt,
+		Ready:          m.ready,
+		Version:        version,
 	})
 	ln, err := net.Listen("tcp", c.HTTP.Addr)
 	if err != nil {
@@ -163,6 +170,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.front = newFront(ln, stdHandler(m.SocketIO.Handler(), m.HTTP.HTTPHandler()), m.Log.With().Str("component", "rest").Logger())
 	m.HTTP.Serve(m.front.fiber)
 	m.Log.Info().Str("addr", m.HTTP.Addr().String()).Msg("rest listening")
+	if err := m.startMetrics(); err != nil {
+		return err
+	}
 	m.attachStarted()
 	return nil
 }
@@ -171,6 +181,7 @@ func (m *Main) Run(ctx context.Context) error {
 // broker, then the store.
 func (m *Main) Close() error {
 	var errs []error
+	m.closeMetrics()
 	if m.front != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.HTTP.ShutdownTimeout)
 		errs = append(errs, m.front.Close(ctx))

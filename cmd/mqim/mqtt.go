@@ -60,7 +60,8 @@ func (m *Main) startMQTT(_ context.Context) error {
 		w, err := push.New(push.Options{
 			URL: p.WebhookURL, AuthHeader: p.AuthHeader, Timeout: p.Timeout, Retries: p.Retries,
 			Backoff: p.Backoff, QueueSize: p.QueueSize, Workers: p.Workers,
-			Log: m.Log.With().Str("component", "push").Logger(),
+			Metrics: m.metrics.m,
+			Log:     m.Log.With().Str("component", "push").Logger(),
 		})
 		if err != nil {
 			return err
@@ -87,6 +88,7 @@ func (m *Main) startMQTT(_ context.Context) error {
 		SessionExpiry:       c.SessionExpiry,
 		MessageExpiry:       c.MessageExpiry,
 		ConnectTimeout:      c.ConnectTimeout,
+		Metrics:             m.metrics.m,
 		Logger:              log,
 	})
 	// In the configuration 0 turns a limit off; in hooks.Options 0 takes
@@ -121,6 +123,7 @@ func (m *Main) startMQTT(_ context.Context) error {
 		Log:                   log,
 		MaxConnectionsPerUser: perUser,
 		Sessions:              m.DB,
+		Metrics:               m.metrics.m,
 	})
 	if err != nil {
 		return err
