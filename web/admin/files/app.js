@@ -263,26 +263,22 @@ async function dashboard(view) {
   await poll();
 }
 
-// drawSparkline draws values as an inline SVG polyline.
+// drawSparkline draws values as an inline SVG polyline, scaled to the
+// largest value.
 function drawSparkline(box, values) {
   const W = 600, H = 80;
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
   svg.setAttribute('class', 'spark');
-  svg.setAttribute('role', 'img');
   const maxV = Math.max(1, ...values);
   const n = Math.max(values.length - 1, 1);
   const pts = values.map((v, i) => `${((i / n) * W).toFixed(1)},${(H - 4 - (v / maxV) * (H - 12)).toFixed(1)}`);
   const line = document.createElementNS(ns, 'polyline');
   line.setAttribute('points', pts.join(' '));
   svg.append(line);
-  const label = document.createElementNS(ns, 'text');
-  label.setAttribute('x', '4');
-  label.setAttribute('y', '12');
-  label.textContent = `max ${maxV.toFixed(1)}/s`;
-  svg.append(label);
-  box.replaceChildren(svg);
+  box.replaceChildren(h('div', { class: 'muted small' }, `peak ${maxV.toFixed(1)}/s`), svg);
 }
 
 // ---------------------------------------------------------------- users
