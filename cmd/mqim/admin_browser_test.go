@@ -454,6 +454,74 @@ func TestAdmin_Console(t *testing.T) {
 		c.waitText("#error", "Error 5004")
 	})
 
+	step("rename a room", func(t *testing.T) {
+		c.t = t
+		c.goTo("#/rooms")
+		c.waitText("#rooms", "Lobby")
+		c.click("#rooms a.gid")
+		c.visible("#list-rename")
+		rid := c.text("#list-id")
+		c.fill("#list-name", "Main lobby")
+		c.click("#list-rename")
+		c.waitText("#notice", "Name saved.")
+		var r struct{ Attributes map[string]any }
+		p.do("GET", "/rooms/"+rid, nil).JSON(t, &r)
+		if r.Attributes["name"] != "Main lobby" {
+			t.Fatalf("room %s attributes %v, want name Main lobby", rid, r.Attributes)
+		}
+	})
+
+	step("ban, lift the ban, erase", func(t *testing.T) {
+		c.t = t
+		c.goTo("#/users/bob")
+		c.visible("#ban")
+		c.do(chromedp.SetValue(chromedp.CSS("#ban-for"), "86400000"))
+		c.fill("#ban-reason", "spam")
+		c.click("#ban")
+		c.visible("#confirm-ok")
+		c.click("#confirm-ok")
+		c.waitText("#notice", "Banned bob.")
+		c.waitText("#user-banned", "spam")
+		var d struct {
+			Banned *struct {
+				Until  int64
+				Reason string
+			}
+		}
+		p.do("GET", "/ctx/bob", nil).JSON(t, &d)
+		if d.Banned == nil || d.Banned.Reason != "spam" || d.Banned.Until < time.Now().Add(23*time.Hour).UnixMilli() {
+			t.Fatalf("bob's ban over REST: %+v, want a day for spam", d.Banned)
+		}
+		refused := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.MQTT).SetClientID("bob-banned").
+			SetUsername("bob").SetPassword(chat.Sign(p.Key, time.Now().UnixMilli())).SetAutoReconnect(false).SetConnectRetry(false))
+		if tok := refused.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() == nil {
+			refused.Disconnect(0)
+			t.Fatal("banned bob logged in over MQTT")
+		}
+		c.click("#unban")
+		c.waitText("#notice", "Lifted the ban on bob.")
+		d.Banned = nil
+		p.do("GET", "/ctx/bob", nil).JSON(t, &d)
+		if d.Banned != nil {
+			t.Fatalf("bob still banned over REST: %+v", d.Banned)
+		}
+
+		c.goTo("#/users/dave")
+		c.visible("#erase")
+		c.click("#erase")
+		c.visible("#confirm-cancel")
+		c.click("#confirm-cancel") // cancelled: nothing happens
+		c.waitFor("the dialog closed", `!document.querySelector('#confirm').open`)
+		expect(t, "dave after a cancelled erase", p.do("GET", "/ctx/dave", nil), 200)
+		c.click("#erase")
+		c.visible("#confirm-ok")
+		c.click("#confirm-ok")
+		c.waitText("#notice", "Erased dave.")
+		c.waitFor("the user list", `location.hash === '#/users'`)
+		expectError(t, "dave after erase", p.do("GET", "/ctx/dave", nil), 404, 5004)
+		c.noError()
+	})
+
 	step("dashboard page", func(t *testing.T) {
 		c.t = t
 		c.goTo("#/dashboard")
