@@ -415,6 +415,19 @@ func TestAdmin_Console(t *testing.T) {
 			t.Fatalf("%d clicks on older for %d messages in pages of 20, want 2", clicks, n)
 		}
 		c.noError()
+
+		// The group's history, from the group's page.
+		c.goTo("#/groups/" + gid)
+		c.click(`a[href^="#/history?kind=group"]`)
+		c.waitText("#history", "hello ops")
+		c.waitText("#history .speaker", "alice")
+
+		// A user found by name, with spaces.
+		c.goTo("#/users")
+		c.fill("#user-search", "Bob Martin")
+		c.click("#user-search-btn")
+		c.waitFor("bob found by name", `document.querySelectorAll('#users tbody tr').length === 1 && !!document.querySelector('#users a[href="#/users/bob"]')`)
+		c.noError()
 	})
 
 	step("broadcast system messages", func(t *testing.T) {

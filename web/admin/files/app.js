@@ -285,18 +285,20 @@ function drawSparkline(box, values) {
 
 const pageSize = 20;
 
-// parseFilter reads "city=shanghai age=30" into search parameters; a word
-// without "=" is a user id (or a name).
+// parseFilter reads "city=shanghai age=30" into search parameters; text
+// without "=" is one plain term: a name, or a user id.
 function parseFilter(text) {
   const filters = {};
-  const plain = [];
-  for (const w of words(text)) {
+  text = text.trim();
+  if (!text.includes('=')) return { filters, plain: text };
+  for (const w of words(text.replaceAll('&', ' '))) {
     const i = w.indexOf('=');
     if (i > 0) filters[w.slice(0, i)] = w.slice(i + 1);
-    else plain.push(w);
   }
-  return { filters, plain };
+  return { filters, plain: '' };
 }
+
+const idPattern = /^[A-Za-z0-9_-]{1,128}$/;
 
 // pager moves through search results pageSize at a time; shown is the
 // number of rows on this page, full whether the search filled the page.
@@ -315,22 +317,22 @@ async function userList(view, params) {
   const form = h('form', { class: 'row', onsubmit: (ev) => { ev.preventDefault(); go(`#/users${qs({ q: input.value.trim() })}`); } },
     input, h('button', { id: 'user-search-btn', type: 'submit' }, 'Search'));
   view.append(h('h1', {}, 'Users'),
-    h('p', { class: 'muted' }, 'A word is a user id or a name; attribute=value pairs filter on attributes (all must match). Empty lists every user.'),
+    h('p', { class: 'muted' }, 'Text without "=" is a name or an exact user id; attribute=value pairs filter on attributes (all must match). Empty lists every user.'),
     form);
 
   const { filters, plain } = parseFilter(q);
   const found = new Map();
-  if (plain.length === 1 && skip === 0) {
+  if (idPattern.test(plain) && skip === 0) {
     // An exact id first, then users of that name.
     try {
-      const d = await api('GET', `/ctx/${enc(plain[0])}`);
-      found.set(plain[0], { id: plain[0], online: d.sessions > 0, ts: d.ts, attributes: d.attributes });
+      const d = await api('GET', `/ctx/${enc(plain)}`);
+      found.set(plain, { id: plain, online: d.sessions > 0, ts: d.ts, attributes: d.attributes });
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
     }
   }
   const search = { ...filters, _sort: 'id', _skip: skip, _limit: pageSize };
-  if (plain.length) search.name = plain.join(' ');
+  if (plain) search.name = plain;
   const hits = await api('GET', `/ctx${qs(search)}`);
   for (const u of hits) if (!found.has(u.id)) found.set(u.id, u);
   const rows = [...found.values()];
@@ -507,7 +509,7 @@ async function listIndex(view, k, params) {
   h('div', { class: 'row' }, k.owned ? owner : null, name, members, h('button', { type: 'submit', id: `${k.name}-create` }, 'Create')));
 
   const { filters, plain } = parseFilter(q);
-  if (plain.length) filters.name = plain.join(' ');
+  if (plain) filters.name = plain;
   const lists = await api('GET', `${k.path}${qs({ ...filters, _skip: skip, _limit: pageSize })}`);
   const headers = k.owned ? ['id', 'name', 'owner', 'members', 'created'] : ['id', 'name', 'members', 'created'];
   view.append(table(headers, lists.map((l) => [
