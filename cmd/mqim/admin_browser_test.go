@@ -79,10 +79,13 @@ func (c *console) fill(sel, text string) {
 	c.do(chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
-// goTo opens a console page by its hash route.
+// goTo opens a console page by its hash route and waits until the page is
+// rendered (body[data-route] is the address of the page shown), so that
+// no step acts on the page before.
 func (c *console) goTo(hash string) {
 	c.t.Helper()
 	c.eval(fmt.Sprintf(`location.hash = %q`, hash))
+	c.waitFor("page "+hash, fmt.Sprintf(`document.body.dataset.route === %q`, hash))
 }
 
 // eval runs JavaScript and decodes its value into out (nil: ignored).
@@ -537,13 +540,25 @@ func TestAdmin_Console(t *testing.T) {
 
 	step("dashboard page", func(t *testing.T) {
 		c.t = t
-		c.goTo("#/dashboard")
-		c.visible("#stats")
 		if p.masterDo("GET", "/stats", nil).Status == 404 {
+			c.goTo("#/dashboard")
 			c.waitText("#stats-unavailable", "Counters unavailable")
-		} else {
-			c.waitFor("counters", `/^[0-9]/.test(document.querySelector('#stat-says').textContent)`)
+			c.screenshot("dashboard")
+			return
 		}
+		// Some traffic between two polls, for a messages-per-second figure.
+		alice, _, _ := connectUser(t, p, "alice"), connectUser(t, p, "bob"), connectUser(t, p, "erin")
+		c.goTo("#/dashboard")
+		c.waitFor("3 MQTT connections", `document.querySelector('#stat-mqtt').textContent === '3'`)
+		for i := range 20 {
+			alice.say(t, "say/friend/bob", fmt.Sprintf("busy %d", i))
+		}
+		c.waitFor("a messages-per-second figure", `/^[1-9][0-9]*\.[0-9]$/.test(document.querySelector('#stat-rate').textContent)`)
+		for i := range 8 {
+			alice.say(t, "say/friend/bob", fmt.Sprintf("still busy %d", i))
+		}
+		c.waitFor("two rates in the sparkline", `(document.querySelector('#sparkline polyline')?.getAttribute('points') || '').split(' ').length >= 2`)
+		c.noError()
 		c.screenshot("dashboard")
 	})
 
@@ -583,16 +598,17 @@ func TestAdmin_Dashboard(t *testing.T) {
 	for i := range 3 {
 		u1.say(t, "say/friend/u2", fmt.Sprintf("hi %d", i))
 	}
-	var st struct {
-		Connections struct{ MQTT int }
-		Messages    struct{ Says int }
-	}
-	r := p.masterDo("GET", "/stats", nil)
-	expect(t, "stats", r, 200)
-	r.JSON(t, &st)
-	if st.Connections.MQTT != 2 || st.Messages.Says != 3 {
-		t.Fatalf("GET /stats %s: want 2 MQTT connections and 3 says", r.Body)
-	}
+	// The REST answer first: the console must show the same numbers.
+	testwait.Until(t, "GET /stats to count 2 MQTT connections and 3 says", 10*time.Second, func() bool {
+		var st struct {
+			Connections struct{ MQTT int }
+			Messages    struct{ Says int }
+		}
+		r := p.masterDo("GET", "/stats", nil)
+		expect(t, "stats", r, 200)
+		r.JSON(t, &st)
+		return st.Connections.MQTT == 2 && st.Messages.Says == 3
+	})
 	c.waitText("#stat-mqtt", "2")
 	c.waitFor("the counters of this test", `document.querySelector('#stat-mqtt').textContent === '2' && document.querySelector('#stat-says').textContent === '3' && document.querySelector('#stat-online').textContent === '2'`)
 	var hidden bool

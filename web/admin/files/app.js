@@ -106,9 +106,16 @@ function parseHash() {
   return { parts, params: new URLSearchParams(query) };
 }
 
-export function go(hash) {
-  if (location.hash === hash) route();
-  else location.hash = hash;
+// go opens a page; notice, if any, is shown once the page is there (the
+// hashchange that a new hash causes clears the banners of the old page).
+let pendingNotice = '';
+function go(hash, notice = '') {
+  if (location.hash === hash) {
+    route().then(() => notice && showNotice(notice));
+    return;
+  }
+  pendingNotice = notice;
+  location.hash = hash;
 }
 
 async function route() {
@@ -140,20 +147,23 @@ async function route() {
     broadcast: () => broadcastPage(view, params),
   };
   const render = pages[page];
-  if (!render) {
-    view.append(h('h1', {}, 'Not found'), h('p', {}, 'No page at this address.'));
-    return;
-  }
+  document.body.dataset.route = ''; // rendering
   try {
-    await render();
+    if (render) await render();
+    else view.append(h('h1', {}, 'Not found'), h('p', {}, 'No page at this address.'));
   } catch (e) {
     showError(e);
   }
+  // The address of the page now shown (the browser tests wait for it).
+  document.body.dataset.route = location.hash;
 }
 
-window.addEventListener('hashchange', () => {
+window.addEventListener('hashchange', async () => {
   clearBanners();
-  route();
+  const notice = pendingNotice;
+  pendingNotice = '';
+  await route();
+  if (notice && $('#error').hidden) showNotice(notice);
 });
 
 // ---------------------------------------------------------------- login
@@ -409,8 +419,7 @@ async function userDetail(view, uid) {
     if (!(await confirmDialog(`Erase ${uid}${withHistory.checked ? ' and its friend and stranger history' : ''}? This cannot be undone.`))) return;
     await action(async () => {
       await api('DELETE', `${base}${withHistory.checked ? '?history=true' : ''}`);
-      go('#/users');
-      showNotice(`Erased ${uid}.`);
+      go('#/users', `Erased ${uid}.`);
     });
   } }, 'Erase');
 
@@ -502,8 +511,7 @@ async function listIndex(view, k, params) {
     if (name.value.trim()) body.name = name.value.trim();
     await action(async () => {
       const id = await api('POST', k.path, body);
-      go(`#/${k.plural}/${enc(id)}`);
-      showNotice(`Created ${k.name} ${id}.`);
+      go(`#/${k.plural}/${enc(id)}`, `Created ${k.name} ${id}.`);
     });
   } }, h('h2', {}, `New ${k.name}`),
   h('div', { class: 'row' }, k.owned ? owner : null, name, members, h('button', { type: 'submit', id: `${k.name}-create` }, 'Create')));
@@ -554,8 +562,7 @@ async function listDetail(view, k, id) {
     if (!(await confirmDialog(`Delete ${k.name} ${l.attributes?.name || id}${k.history ? ' and its history' : ''}?`))) return;
     await action(async () => {
       await api('DELETE', base);
-      go(`#/${k.plural}`);
-      showNotice(`Deleted ${k.name} ${id}.`);
+      go(`#/${k.plural}`, `Deleted ${k.name} ${id}.`);
     });
   } }, `Delete ${k.name}`);
 
