@@ -83,13 +83,21 @@ async function action(fn) {
   }
 }
 
-// confirmDialog asks in a modal dialog and resolves to the answer.
+// confirmDialog asks in a modal dialog and resolves to the answer. It
+// listens to the buttons (and Escape), not to the dialog's close event: the
+// close event of the previous prompt is queued after the dialog is closed
+// and could answer a prompt opened right after it.
 function confirmDialog(text) {
   const dlg = $('#confirm');
   $('#confirm-text').textContent = text;
   return new Promise((resolve) => {
-    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
-    dlg.returnValue = '';
+    const finish = (ok) => {
+      $('#confirm-ok').onclick = $('#confirm-cancel').onclick = dlg.oncancel = null;
+      resolve(ok);
+    };
+    $('#confirm-ok').onclick = () => finish(true);
+    $('#confirm-cancel').onclick = () => finish(false);
+    dlg.oncancel = () => finish(false); // Escape
     dlg.showModal();
   });
 }
@@ -98,6 +106,7 @@ function confirmDialog(text) {
 
 let loginError = '';
 let cleanup = null; // stops the current page's timers
+let routeGen = 0; // counts renders
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
@@ -136,8 +145,11 @@ async function route() {
   for (const a of document.querySelectorAll('#nav a')) {
     a.classList.toggle('active', a.dataset.page === page);
   }
-  const view = $('#page');
-  view.replaceChildren();
+  // Each render fills its own element: a slower render of a page left
+  // meanwhile fills a detached one, and never mixes into this page.
+  const gen = ++routeGen;
+  const view = h('div');
+  $('#page').replaceChildren(view);
   const pages = {
     dashboard: () => dashboard(view),
     users: () => (id ? userDetail(view, id) : userList(view, params)),
@@ -152,10 +164,10 @@ async function route() {
     if (render) await render();
     else view.append(h('h1', {}, 'Not found'), h('p', {}, 'No page at this address.'));
   } catch (e) {
-    showError(e);
+    if (gen === routeGen) showError(e);
   }
   // The address of the page now shown (the browser tests wait for it).
-  document.body.dataset.route = location.hash;
+  if (gen === routeGen) document.body.dataset.route = location.hash;
 }
 
 window.addEventListener('hashchange', async () => {
