@@ -247,8 +247,10 @@ func seedUsers(t *testing.T, p *proc, names map[string]string) {
 
 // TestAdmin_Console: log in to the console, find a user and kick it (its
 // MQTT client sees the disconnect), create a group and change its members,
-// page a conversation's history back to its first message, and broadcast
-// system messages that MQTT clients receive.
+// page a conversation's history back to its first message, broadcast
+// system messages that MQTT clients receive, rename a room, ban a user
+// (its MQTT login is refused), lift the ban and erase a user. The steps
+// run in order on one server and one browser tab.
 func TestAdmin_Console(t *testing.T) {
 	p := startMQIM(t, t.TempDir())
 	seedUsers(t, p, map[string]string{
@@ -290,6 +292,11 @@ func TestAdmin_Console(t *testing.T) {
 		c.eval(`location.href`, &url)
 		if strings.Contains(url, p.Master) {
 			t.Fatalf("the master key is in the URL %s", url)
+		}
+		var persisted int
+		c.eval(`localStorage.length`, &persisted)
+		if persisted != 0 {
+			t.Fatalf("the console wrote %d items to localStorage, want none (sessionStorage only)", persisted)
 		}
 	})
 
