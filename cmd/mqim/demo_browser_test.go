@@ -6,7 +6,6 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"image"
 	"image/color"
 	"image/draw"
@@ -24,19 +23,6 @@ import (
 	"github.com/mqim/mqim/internal/browser"
 	"github.com/mqim/mqim/internal/testwait"
 )
-
-// The browser tests of the pages mqim serves share -update-screenshots;
-// whichever file registers it first owns it.
-func init() {
-	if flag.Lookup("update-screenshots") == nil {
-		flag.Bool("update-screenshots", false, "rewrite docs/screenshots from the browser tests")
-	}
-}
-
-func updateScreenshots() bool {
-	f := flag.Lookup("update-screenshots")
-	return f != nil && f.Value.String() == "true"
-}
 
 // demoLib is MQTT.js as `make web` copies it from npm for the demo page.
 const demoLib = "../../web/demo/files/vendor/mqtt.min.js"
@@ -295,7 +281,7 @@ func writeScreenshot(t *testing.T, name string, img image.Image) {
 	if err := png.Encode(&buf, img); err != nil {
 		t.Fatal(err)
 	}
-	if !updateScreenshots() {
+	if !*updateScreenshots {
 		return
 	}
 	path := filepath.Join("..", "..", "docs", "screenshots", name)

@@ -86,7 +86,8 @@ func Tab(t testing.TB, parent context.Context) context.Context {
 
 // Screenshot captures the full page of ctx into path (PNG).
 func Screenshot(ctx context.Context, path string) error {
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	// Quality 100 is PNG; below it chromedp takes a JPEG.
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		return err
 	}
