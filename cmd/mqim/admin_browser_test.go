@@ -483,6 +483,7 @@ func TestAdmin_Console(t *testing.T) {
 		c.t = t
 		c.goTo("#/rooms")
 		c.waitText("#rooms", "Lobby")
+		c.screenshot("rooms")
 		c.click("#rooms a.gid")
 		c.visible("#list-rename")
 		rid := c.text("#list-id")
