@@ -51,6 +51,7 @@ type Main struct {
 	front    *front
 	mqtt     mqttParts   // owned by mqtt.go
 	attach   attachParts // owned by attach.go
+	cluster  clusterPart // owned by cluster.go
 }
 
 // NewMain returns a Main with the embedded defaults.
@@ -136,6 +137,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Service.Publisher = m.SocketIO.Publisher(m.Service.Publisher)
+	if err := m.startCluster(ctx); err != nil {
+		return err
+	}
 
 	m.HTTP = rest.New(rest.Options{
 		Service:     m.Service,
@@ -186,6 +190,7 @@ func (m *Main) Close() error {
 		cancel()
 	}
 	errs = append(errs, m.closeMQTT())
+	m.closeCluster()
 	m.closeAttachments()
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
