@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/cluster"
 )
@@ -26,7 +28,7 @@ func body(t *testing.T, m msg) string {
 // Ensure a friend message said on node a reaches the friend's client on
 // node b, and that only b subscribes to the friend's inbox subject.
 func TestCluster_FriendMessageAcrossNodes(t *testing.T) {
-	db, n := startCluster(t, 3, nil)
+	db, n, url := startClusterURL(t, 3, 0, nil)
 	users(t, db, "alice", "bob")
 	friends(t, db, "alice", "bob")
 	alice := connect(t, n[0], "alice-1", "alice")
@@ -36,10 +38,31 @@ func TestCluster_FriendMessageAcrossNodes(t *testing.T) {
 	if !n[1].n.Subscribed(chat.User("bob")) || n[0].n.Subscribed(chat.User("bob")) || n[2].n.Subscribed(chat.User("bob")) {
 		t.Fatal("only node b may subscribe to bob's inbox")
 	}
+	// A monitor sees every inbox event on the bus.
+	mon, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	var onBus atomic.Int32
+	if _, err := mon.Subscribe("mqim.*.inbox.>", func(*nats.Msg) { onBus.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := mon.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	alice.say(t, "say/friend/bob", "hello across")
 	m := bob.nextOn(t, "/message")
 	if m.Topic != "users/bob/message" || body(t, m) != "hello across" {
 		t.Fatalf("bob got %s %s", m.Topic, m.Payload)
+	}
+	// alice's own echo (yourself, to her other sessions: none elsewhere)
+	// and her ack stay on a: one event crossed, bob's. A marker from a
+	// to bob comes after everything a published before.
+	bob.until(t, marker(n[0], chat.User("bob")))
+	waitUntil(t, "the monitor saw the marker", func() bool { return onBus.Load() >= 2 })
+	if got := onBus.Load(); got != 2 {
+		t.Fatalf("%d inbox events on the bus, want bob's message and the marker", got)
 	}
 	// bob answers: the reply crosses back.
 	bob.say(t, "say/friend/alice", "hello back")
@@ -230,13 +253,17 @@ func TestCluster_GapFill(t *testing.T) {
 	}
 }
 
-// Ensure the per-identity connection cap holds across nodes.
+// Ensure the per-identity connection cap holds across nodes: with a cap of
+// one, a second login on another node is refused (CONNACK 0x97).
 func TestCluster_ConnectionCap(t *testing.T) {
-	db, n := startCluster(t, 2, nil)
+	db, n, _ := startClusterURL(t, 2, 1, nil)
 	users(t, db, "alice")
 	connect(t, n[0], "alice-1", "alice")
 	waitUntil(t, "b sees alice's session", func() bool { return n[1].n.RemoteSessions(chat.User("alice")) == 1 })
 	if got := n[1].svc.Connections.Live(chat.User("alice")); got != 1 {
 		t.Fatalf("Live on b = %d, want 1", got)
+	}
+	if _, rc := dial(t, n[1], "alice-2", "alice"); rc != 0x97 {
+		t.Fatalf("second login on b: CONNACK %#x, want 0x97", rc)
 	}
 }

@@ -68,6 +68,12 @@ type node struct {
 // startNode starts node id over db, joined to the NATS server at url;
 // edit adjusts the cluster options.
 func startNode(t *testing.T, db *storage.DB, url, id string, edit func(*cluster.Options)) *node {
+	return startNodeCap(t, db, url, id, 0, edit)
+}
+
+// startNodeCap is startNode with mqtt.max_connections_per_user capPerUser
+// (0: the default).
+func startNodeCap(t *testing.T, db *storage.DB, url, id string, capPerUser int, edit func(*cluster.Options)) *node {
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", id).Logger()
 	svc := chat.NewService(db, chat.Options{AppID: testApp, MaxBodyLen: 1024})
@@ -79,7 +85,8 @@ func startNode(t *testing.T, db *storage.DB, url, id string, edit func(*cluster.
 		Auth:    &chat.Authenticator{AppID: testApp, Tolerance: 15 * time.Minute, Keys: []chat.Key{{Value: testKey, Role: chat.RoleClient}}},
 		Log:     log,
 		// The connection cap counts the sessions of the other nodes.
-		OtherConnections: func(id chat.Identity) int { return nd.RemoteSessions(id) },
+		OtherConnections:      func(id chat.Identity) int { return nd.RemoteSessions(id) },
+		MaxConnectionsPerUser: capPerUser,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,12 +117,20 @@ func startNode(t *testing.T, db *storage.DB, url, id string, edit func(*cluster.
 // server, and waits until each sees all the others.
 func startCluster(t *testing.T, count int, edit func(id string, o *cluster.Options)) (*storage.DB, []*node) {
 	t.Helper()
+	db, nodes, _ := startClusterURL(t, count, 0, edit)
+	return db, nodes
+}
+
+// startClusterURL is startCluster with a connection cap per identity
+// (0: the default); it also returns the NATS server's URL.
+func startClusterURL(t *testing.T, count, capPerUser int, edit func(id string, o *cluster.Options)) (*storage.DB, []*node, string) {
+	t.Helper()
 	url := startNATS(t)
 	db := openDB(t)
 	var nodes []*node
 	for i := range count {
 		id := string(rune('a' + i))
-		nodes = append(nodes, startNode(t, db, url, id, func(o *cluster.Options) {
+		nodes = append(nodes, startNodeCap(t, db, url, id, capPerUser, func(o *cluster.Options) {
 			if edit != nil {
 				edit(id, o)
 			}
@@ -124,7 +139,7 @@ func startCluster(t *testing.T, count int, edit func(id string, o *cluster.Optio
 	for _, nd := range nodes {
 		waitUntil(t, "every node sees the others", func() bool { return len(nd.n.Peers()) == count-1 })
 	}
-	return db, nodes
+	return db, nodes, url
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -176,6 +191,16 @@ type client struct {
 // inbox.
 func connect(t *testing.T, nd *node, cid, user string) *client {
 	t.Helper()
+	c, rc := dial(t, nd, cid, user)
+	if rc != 0 {
+		t.Fatalf("connect %s as %s: CONNACK %#x", cid, user, rc)
+	}
+	return c
+}
+
+// dial is connect that returns a refusal's CONNACK reason code.
+func dial(t *testing.T, nd *node, cid, user string) (*client, byte) {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", nd.addr, wait)
 	if err != nil {
 		t.Fatal(err)
@@ -194,15 +219,18 @@ func connect(t *testing.T, nd *node, cid, user string) *client {
 	defer cancel()
 	ca, err := c.c.Connect(ctx, &paho5.Connect{ClientID: cid, KeepAlive: 30, CleanStart: true,
 		Username: user, UsernameFlag: true, Password: []byte(chat.Sign(testKey, time.Now().UnixMilli())), PasswordFlag: true})
-	if ca == nil || ca.ReasonCode != 0 {
-		t.Fatalf("connect %s as %s: %v %v", cid, user, ca, err)
+	if ca == nil {
+		t.Fatalf("connect %s as %s: %v", cid, user, err)
+	}
+	if ca.ReasonCode != 0 {
+		return nil, ca.ReasonCode
 	}
 	t.Cleanup(func() { _ = c.c.Disconnect(&paho5.Disconnect{}) })
 	sa, err := c.c.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "users/" + user + "/#", QoS: 1}}})
 	if sa == nil || sa.Reasons[0] > 2 {
 		t.Fatalf("subscribe: %v %v", sa, err)
 	}
-	return c
+	return c, 0
 }
 
 // publish publishes at QoS 1 and returns the PUBACK reason code.

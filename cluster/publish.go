@@ -18,9 +18,9 @@ const (
 )
 
 // publisher is the node as chat.Publisher: local sessions first (through
-// the gap check), then the bus, on the identity's inbox subject. Only the
-// nodes with a session of that identity subscribe to it, so the NATS
-// server drops the event when no other node has one.
+// the gap check), then the bus, on the identity's inbox subject, when
+// another node holds a session of it. Only the nodes with a session of
+// that identity subscribe to the subject.
 type publisher Node
 
 // Publish implements chat.Publisher.
@@ -33,15 +33,18 @@ func (p *publisher) Publish(to chat.Identity, event string, payload []byte, exce
 // PublishSession implements chat.Publisher: the session may be on any node.
 func (p *publisher) PublishSession(session string, to chat.Identity, event string, payload []byte) {
 	n := (*Node)(p)
-	n.local.PublishSession(session, to, event, payload)
+	if n.svc.Presence.HasSession(to, session) {
+		n.local.PublishSession(session, to, event, payload)
+		return
+	}
 	n.toBus(to, event, payload, "", session)
 }
 
+// toBus publishes the event on to's inbox subject when another live node
+// holds a session of to (its presence table; see docs/scaleout.md for the
+// window right after a login on another node).
 func (n *Node) toBus(to chat.Identity, event string, payload []byte, except, session string) {
-	n.mu.Lock()
-	alone := len(n.peers) == 0
-	n.mu.Unlock()
-	if alone {
+	if n.RemoteSessions(to) == 0 {
 		return
 	}
 	m := nats.NewMsg(n.inboxSubject(inboxToken(to)))
