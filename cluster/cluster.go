@@ -631,9 +631,13 @@ func (p *presence) RemoteIdentities() []chat.Identity {
 // A burst of logins makes one SUB per identity, not per connection; nats.go
 // writes them in its buffered stream (no round trip each), and the linger
 // absorbs reconnect churn.
-func (p *presence) Changed(id chat.Identity, session string, open bool, local int, notifyAll bool) {
+func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, notifyAll bool) {
 	n := (*Node)(p)
 	n.mu.Lock()
+	// The count is read again and sent under the node's lock: two changes
+	// of one identity from two real-time layers reach the other nodes in
+	// the order of their counts, the latest last.
+	local := len(n.svc.Presence.Sessions(id))
 	in := n.interest[id]
 	switch {
 	case local > 0 && in == nil:
@@ -651,8 +655,8 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, local in
 	case local == 0 && in != nil && in.linger == nil:
 		in.linger = time.AfterFunc(n.opts.Linger, func() { n.unsubscribe(in) })
 	}
-	n.mu.Unlock()
 	n.publishJSON("presence", presenceMsg{Node: n.opts.NodeID, Kind: id.Kind, ID: id.ID, N: local, NotifyAll: notifyAll})
+	n.mu.Unlock()
 	if open {
 		n.publishJSON("takeover", takeoverMsg{Node: n.opts.NodeID, Client: session})
 	}

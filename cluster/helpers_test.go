@@ -65,15 +65,10 @@ type node struct {
 	addr string
 }
 
-// startNode starts node id over db, joined to the NATS server at url;
-// edit adjusts the cluster options.
-func startNode(t *testing.T, db *storage.DB, url, id string, edit func(*cluster.Options)) *node {
-	return startNodeCap(t, db, url, id, 0, edit)
-}
-
-// startNodeCap is startNode with mqtt.max_connections_per_user capPerUser
-// (0: the default).
-func startNodeCap(t *testing.T, db *storage.DB, url, id string, capPerUser int, edit func(*cluster.Options)) *node {
+// startNode starts node id over db, joined to the NATS server at url, with
+// mqtt.max_connections_per_user capPerUser (0: the default); edit adjusts
+// the cluster options.
+func startNode(t *testing.T, db *storage.DB, url, id string, capPerUser int, edit func(*cluster.Options)) *node {
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", id).Logger()
 	svc := chat.NewService(db, chat.Options{AppID: testApp, MaxBodyLen: 1024})
@@ -130,7 +125,7 @@ func startClusterURL(t *testing.T, count, capPerUser int, edit func(id string, o
 	var nodes []*node
 	for i := range count {
 		id := string(rune('a' + i))
-		nodes = append(nodes, startNodeCap(t, db, url, id, capPerUser, func(o *cluster.Options) {
+		nodes = append(nodes, startNode(t, db, url, id, capPerUser, func(o *cluster.Options) {
 			if edit != nil {
 				edit(id, o)
 			}
