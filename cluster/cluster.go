@@ -93,6 +93,8 @@ type Node struct {
 	totals   map[chat.Identity]int                       // sum over remote
 	interest map[chat.Identity]*interest
 	byToken  map[string]*interest
+	// opened is when each local session opened (unix ns), for takeover.
+	opened map[string]int64
 }
 
 type remoteSessions struct {
@@ -108,8 +110,17 @@ type interest struct {
 	sub    *nats.Subscription
 	linger *time.Timer
 
-	mu   sync.Mutex
-	last map[string]uint64
+	mu    sync.Mutex
+	convs map[string]*convSeq
+}
+
+// convSeq is the gap check's state of one conversation of one identity.
+type convSeq struct {
+	// last is the highest seq delivered.
+	last uint64
+	// holes are seqs below last that a gap fill did not find in the store
+	// (not committed yet when it read): they are delivered if they come.
+	holes map[uint64]struct{}
 }
 
 // Join connects to NATS and starts the node. The node is not wired yet:
@@ -145,6 +156,7 @@ func Join(ctx context.Context, o Options) (*Node, error) {
 		totals:   map[chat.Identity]int{},
 		interest: map[chat.Identity]*interest{},
 		byToken:  map[string]*interest{},
+		opened:   map[string]int64{},
 	}
 	nc, err := nats.Connect(o.URL,
 		nats.Name("mqim "+o.NodeID),
@@ -324,7 +336,7 @@ func (n *Node) handle(m *nats.Msg) {
 		}
 	case subj == "takeover":
 		var t takeoverMsg
-		if json.Unmarshal(m.Data, &t) == nil && t.Node != n.opts.NodeID && n.opts.TakeOver != nil {
+		if json.Unmarshal(m.Data, &t) == nil && t.Node != n.opts.NodeID && n.opts.TakeOver != nil && n.olderThan(t) {
 			if n.opts.TakeOver(t.Client) {
 				n.log.Info().Str("client", t.Client).Str("peer", t.Node).Msg("cluster: client id taken over on another node")
 			}
@@ -346,6 +358,17 @@ func (n *Node) handle(m *nats.Msg) {
 		// Publisher.
 		n.reply(m, ack{Node: n.opts.NodeID})
 	}
+}
+
+// olderThan reports whether the local connection with t's client id, if
+// any, opened before t's: the newer connection wins. Two connections of
+// one client id on two nodes within the nodes' clock skew may be settled
+// the wrong way (ties go to the greater node id).
+func (n *Node) olderThan(t takeoverMsg) bool {
+	n.mu.Lock()
+	at, ok := n.opened[t.Client]
+	n.mu.Unlock()
+	return !ok || at < t.At || at == t.At && n.opts.NodeID < t.Node
 }
 
 func (n *Node) reply(m *nats.Msg, v any) {
@@ -443,6 +466,7 @@ type (
 	takeoverMsg struct {
 		Node   string `json:"n"`
 		Client string `json:"c"`
+		At     int64  `json:"t"` // when it opened, unix ns
 	}
 	kickMsg struct {
 		Kind      chat.Kind `json:"k"`
@@ -641,7 +665,7 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	in := n.interest[id]
 	switch {
 	case local > 0 && in == nil:
-		in = &interest{id: id, token: inboxToken(id), last: map[string]uint64{}}
+		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}}
 		sub, err := n.nc.ChanSubscribe(n.inboxSubject(in.token), n.in)
 		if err != nil {
 			n.log.Warn().Err(err).Str("user", id.String()).Msg("cluster: inbox subscription failed")
@@ -656,9 +680,15 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 		in.linger = time.AfterFunc(n.opts.Linger, func() { n.unsubscribe(in) })
 	}
 	n.publishJSON("presence", presenceMsg{Node: n.opts.NodeID, Kind: id.Kind, ID: id.ID, N: local, NotifyAll: notifyAll})
+	at := time.Now().UnixNano()
+	if open {
+		n.opened[session] = at
+	} else {
+		delete(n.opened, session)
+	}
 	n.mu.Unlock()
 	if open {
-		n.publishJSON("takeover", takeoverMsg{Node: n.opts.NodeID, Client: session})
+		n.publishJSON("takeover", takeoverMsg{Node: n.opts.NodeID, Client: session, At: at})
 	}
 }
 

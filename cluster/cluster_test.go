@@ -142,6 +142,7 @@ func TestCluster_KickBanSystem(t *testing.T) {
 	users(t, db, "bob", "carol")
 	bob := connect(t, n[1], "bob-1", "bob")
 	ctx := context.Background()
+	waitUntil(t, "a sees bob's session on b", func() bool { return n[0].n.RemoteSessions(chat.User("bob")) == 1 })
 
 	if err := n[0].svc.SystemSend(ctx, chat.SystemToUser, "bob", chat.SystemMessage{Content: chat.Content{Body: "from a"}}); err != nil {
 		t.Fatal(err)

@@ -104,16 +104,26 @@ func (n *Node) deliver(to chat.Identity, event string, payload []byte, except st
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	last := in.last[c.key]
-	if last != 0 && c.seq <= last {
-		return
+	cs := in.convs[c.key]
+	switch {
+	case cs == nil:
+		in.convs[c.key] = &convSeq{last: c.seq}
+	case c.seq <= cs.last:
+		if _, ok := cs.holes[c.seq]; !ok {
+			return // delivered already
+		}
+		delete(cs.holes, c.seq)
+	default:
+		if c.seq > cs.last+1 {
+			n.fill(to, c, cs)
+		}
+		cs.last = c.seq
 	}
-	if last != 0 && c.seq > last+1 {
-		n.fill(to, c, last)
-	}
-	in.last[c.key] = c.seq
 	n.local.Publish(to, event, payload, except)
 }
+
+// maxHoles bounds the holes remembered per conversation.
+const maxHoles = 64
 
 // convEvent is what the gap check needs of a message or yourself event.
 type convEvent struct {
@@ -149,9 +159,13 @@ func parseConvEvent(to chat.Identity, event string, payload []byte) (convEvent, 
 	return c, true
 }
 
-// fill delivers the records of c's conversation between last and c.seq
+// fill delivers the records of c's conversation between cs.last and c.seq
 // that others spoke (the recipient's own are its own sessions' business).
-func (n *Node) fill(to chat.Identity, c convEvent, last uint64) {
+// The seqs it does not find are remembered as holes: a store whose commits
+// can become visible out of seq order shows them later, and their bus
+// event is then still delivered.
+func (n *Node) fill(to chat.Identity, c convEvent, cs *convSeq) {
+	last := cs.last
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.RequestTimeout)
 	defer cancel()
 	limit := int(min(c.seq-last-1, MaxGapFill))
@@ -177,8 +191,14 @@ func (n *Node) fill(to chat.Identity, c convEvent, last uint64) {
 		n.log.Warn().Err(err).Str("user", to.String()).Msg("cluster: gap fill failed; the client catches up with after=<seq>")
 		return
 	}
+	found := map[uint64]bool{}
+	upper := c.seq // the seqs the read covered: (last, upper)
+	if len(recs) == limit && limit > 0 {
+		upper = recs[len(recs)-1].Seq + 1
+	}
 	filled := 0
 	for _, r := range recs {
+		found[r.Seq] = true
 		if r.Seq <= last || r.Seq >= c.seq || r.Recalled || r.Speaker == to.ID {
 			continue
 		}
@@ -189,6 +209,14 @@ func (n *Node) fill(to chat.Identity, c convEvent, last uint64) {
 		b, _ := json.Marshal(chat.MessageEvent{From: from, To: c.to, Content: r.Content, TS: r.TS, Remark: r.Remark, ID: r.ID, Seq: r.Seq})
 		n.local.Publish(to, chat.EventMessage, b, "")
 		filled++
+	}
+	for q := last + 1; q < upper && len(cs.holes) < maxHoles; q++ {
+		if !found[q] {
+			if cs.holes == nil {
+				cs.holes = map[uint64]struct{}{}
+			}
+			cs.holes[q] = struct{}{}
+		}
 	}
 	n.log.Debug().Str("user", to.String()).Uint64("after", last).Uint64("seq", c.seq).Int("filled", filled).Msg("cluster: seq gap filled from the store")
 }
