@@ -163,7 +163,10 @@ func Join(ctx context.Context, o Options) (*Node, error) {
 		nats.NoEcho(), // a node never hears its own publishes
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(o.Heartbeat),
-		nats.PingInterval(o.LivenessTTL/2),
+		// A node cut off from NATS notices within 3/4 of the TTL, so it
+		// turns its membership cache off before the others count it
+		// dead and stop waiting for it.
+		nats.PingInterval(o.LivenessTTL/4),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if n.closing() {
@@ -178,6 +181,9 @@ func Join(ctx context.Context, o Options) (*Node, error) {
 			n.svc.SetMembershipCache(true)
 			n.log.Info().Msg("cluster: reconnected to NATS")
 			n.heartbeat(true)
+			// Changes made here meanwhile failed with 5002 but are
+			// stored: every node drops its cached memberships.
+			n.publishJSON("ctl.flush", ack{Node: n.opts.NodeID})
 		}),
 	)
 	if err != nil {
@@ -353,6 +359,9 @@ func (n *Node) handle(m *nats.Msg) {
 	case subj == "ctl.inval":
 		n.svc.InvalidateMembership(string(m.Data))
 		n.reply(m, ack{Node: n.opts.NodeID})
+	case subj == "ctl.flush":
+		n.svc.SetMembershipCache(false)
+		n.svc.SetMembershipCache(true)
 	case subj == "ctl.barrier":
 		// Everything received before this has been handed to the local
 		// Publisher.
@@ -432,8 +441,17 @@ func (n *Node) gather(subject string, data []byte, timeout time.Duration) (map[s
 // member receives nothing more cannot be given.
 func (n *Node) membershipChanged(_ context.Context, key string) error {
 	timeout := n.opts.LivenessTTL + n.opts.RequestTimeout
+	if !n.nc.IsConnected() {
+		// Cut off from the others (who may still cache the old
+		// membership): nothing can be confirmed.
+		n.log.Error().Str("key", key).Msg("cluster: membership change while disconnected from NATS")
+		return chat.Errorf(chat.CodeDatabase, "the membership change is stored but the other nodes cannot be told (no NATS connection)")
+	}
 	for _, step := range []struct{ subject, data string }{{"ctl.inval", key}, {"ctl.barrier", ""}} {
 		_, missing, err := n.gather(step.subject, []byte(step.data), timeout)
+		if err == nil && !n.nc.IsConnected() {
+			err = errors.New("disconnected from NATS")
+		}
 		if err == nil && len(missing) > 0 {
 			err = fmt.Errorf("nodes %s did not confirm", strings.Join(missing, ", "))
 		}

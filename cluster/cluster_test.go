@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,7 +29,7 @@ func body(t *testing.T, m msg) string {
 // Ensure a friend message said on node a reaches the friend's client on
 // node b, and that only b subscribes to the friend's inbox subject.
 func TestCluster_FriendMessageAcrossNodes(t *testing.T) {
-	db, n, url := startClusterURL(t, 3, 0, nil)
+	db, n, ns := startClusterURL(t, 3, 0, nil)
 	users(t, db, "alice", "bob")
 	friends(t, db, "alice", "bob")
 	alice := connect(t, n[0], "alice-1", "alice")
@@ -39,7 +40,7 @@ func TestCluster_FriendMessageAcrossNodes(t *testing.T) {
 		t.Fatal("only node b may subscribe to bob's inbox")
 	}
 	// A monitor sees every inbox event on the bus.
-	mon, err := nats.Connect(url)
+	mon, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +86,7 @@ func TestCluster_Presence(t *testing.T) {
 	users(t, db, "alice", "bob")
 	friends(t, db, "alice", "bob")
 	bob := connect(t, n[1], "bob-1", "bob")
+	waitUntil(t, "a sees bob online", func() bool { return n[0].svc.Presence.Online(chat.User("bob")) })
 
 	a1 := connect(t, n[0], "alice-a", "alice")
 	if m := bob.next(t); m.Topic != "users/bob/online" || m.Payload != `"alice"` {
@@ -176,6 +178,7 @@ func TestCluster_RemoveMemberRace(t *testing.T) {
 	for _, u := range []string{"o", "m1", "m2"} {
 		speakers[u] = connect(t, n[1], u+"-1", u)
 	}
+	waitUntil(t, "b sees x on c", func() bool { return n[1].n.RemoteSessions(chat.User("x")) == 1 })
 	for i := range 15 {
 		gid, err := n[0].svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "o", Members: []string{"m1", "m2", "x"}})
 		if err != nil {
@@ -266,5 +269,35 @@ func TestCluster_ConnectionCap(t *testing.T) {
 	}
 	if _, rc := dial(t, n[1], "alice-2", "alice"); rc != 0x97 {
 		t.Fatalf("second login on b: CONNACK %#x, want 0x97", rc)
+	}
+}
+
+// Ensure that with NATS down each node keeps serving its own clients, and
+// a membership change is stored but fails with 5002: the other nodes
+// cannot be told.
+func TestCluster_NATSDown(t *testing.T) {
+	db, n, ns := startClusterURL(t, 2, 0, nil)
+	users(t, db, "alice", "bob", "o", "x")
+	friends(t, db, "alice", "bob")
+	ctx := context.Background()
+	gid, err := n[0].svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "o", Members: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := connect(t, n[0], "alice-1", "alice")
+	bob := connect(t, n[0], "bob-1", "bob")
+
+	ns.Shutdown()
+	err = n[0].svc.RemoveMembers(ctx, chat.GroupList, gid, []string{"x"})
+	if chat.ErrorCode(err) != chat.CodeDatabase {
+		t.Fatalf("RemoveMembers with NATS down = %v, want 5002", err)
+	}
+	l, err := n[0].svc.MemberList(ctx, chat.GroupList, gid)
+	if err != nil || slices.Contains(l.Members, "x") {
+		t.Fatalf("the removal must be stored: %v, %v", l, err)
+	}
+	alice.say(t, "say/friend/bob", "still here")
+	if m := bob.nextOn(t, "/message"); body(t, m) != "still here" {
+		t.Fatalf("bob got %s %s", m.Topic, m.Payload)
 	}
 }

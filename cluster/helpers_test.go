@@ -29,8 +29,8 @@ const (
 )
 
 // startNATS runs a NATS server inside the test binary on 127.0.0.1 at a
-// random port and returns its URL.
-func startNATS(t *testing.T) string {
+// random port.
+func startNATS(t *testing.T) *natsserver.Server {
 	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
@@ -41,7 +41,7 @@ func startNATS(t *testing.T) string {
 		t.Fatal("nats server not ready")
 	}
 	t.Cleanup(ns.Shutdown)
-	return ns.ClientURL()
+	return ns
 }
 
 // openDB opens the one store the test's nodes share.
@@ -117,10 +117,11 @@ func startCluster(t *testing.T, count int, edit func(id string, o *cluster.Optio
 }
 
 // startClusterURL is startCluster with a connection cap per identity
-// (0: the default); it also returns the NATS server's URL.
-func startClusterURL(t *testing.T, count, capPerUser int, edit func(id string, o *cluster.Options)) (*storage.DB, []*node, string) {
+// (0: the default); it also returns the NATS server.
+func startClusterURL(t *testing.T, count, capPerUser int, edit func(id string, o *cluster.Options)) (*storage.DB, []*node, *natsserver.Server) {
 	t.Helper()
-	url := startNATS(t)
+	ns := startNATS(t)
+	url := ns.ClientURL()
 	db := openDB(t)
 	var nodes []*node
 	for i := range count {
@@ -134,7 +135,7 @@ func startClusterURL(t *testing.T, count, capPerUser int, edit func(id string, o
 	for _, nd := range nodes {
 		waitUntil(t, "every node sees the others", func() bool { return len(nd.n.Peers()) == count-1 })
 	}
-	return db, nodes, url
+	return db, nodes, ns
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
