@@ -117,6 +117,14 @@ func (p *Presence) Count(id Identity) int {
 // Online reports whether id has at least one session.
 func (p *Presence) Online(id Identity) bool { return p.Count(id) > 0 }
 
+// NotifyAll returns the notifyAll flag of user uid's local sessions (false
+// when it has none).
+func (p *Presence) NotifyAll(uid string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.notifyAll[uid]
+}
+
 // HasSession reports whether session is open for id.
 func (p *Presence) HasSession(id Identity, session string) bool {
 	p.mu.RLock()

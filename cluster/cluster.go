@@ -530,7 +530,11 @@ func (n *Node) seen(node string) (isNew bool) {
 func (n *Node) sendSnapshot(node string, want bool) {
 	s := snapshotMsg{Node: n.opts.NodeID, Want: want, Sessions: []presenceMsg{}}
 	for _, id := range n.localIdentities() {
-		s.Sessions = append(s.Sessions, presenceMsg{Kind: id.Kind, ID: id.ID, N: len(n.svc.Presence.Sessions(id))})
+		pm := presenceMsg{Kind: id.Kind, ID: id.ID, N: len(n.svc.Presence.Sessions(id))}
+		if id.Kind == chat.KindUser {
+			pm.NotifyAll = n.svc.Presence.NotifyAll(id.ID)
+		}
+		s.Sessions = append(s.Sessions, pm)
 	}
 	n.publishJSON("node."+subjectToken(node)+".snap", s)
 }
@@ -680,6 +684,9 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	// of one identity from two real-time layers reach the other nodes in
 	// the order of their counts, the latest last.
 	local := len(n.svc.Presence.Sessions(id))
+	if id.Kind == chat.KindUser && local > 0 {
+		notifyAll = n.svc.Presence.NotifyAll(id.ID) // the latest session's
+	}
 	in := n.interest[id]
 	switch {
 	case local > 0 && in == nil:
