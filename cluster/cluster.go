@@ -223,11 +223,22 @@ func (n *Node) Wire(local chat.Publisher, conns chat.Connections) {
 	n.heartbeat(true)
 }
 
-// Close leaves the cluster: the others see this node's sessions end when
-// its connections close, or after the liveness TTL.
-func (n *Node) Close() {
+// Close leaves the cluster: it says goodbye, so that the others stop
+// counting this node at once (its sessions' ends crossed before, as the
+// broker closed them).
+func (n *Node) Close() { n.leave(true) }
+
+// Crash drops the NATS connection without a word, as a killed process
+// would (tests): the others count the node dead after the liveness TTL.
+func (n *Node) Crash() { n.leave(false) }
+
+func (n *Node) leave(bye bool) {
 	if n.closing() {
 		return
+	}
+	if bye {
+		n.publishJSON("hb", heartbeatMsg{Node: n.opts.NodeID, Bye: true})
+		_ = n.nc.FlushTimeout(n.opts.RequestTimeout)
 	}
 	close(n.done)
 	n.nc.Close()
@@ -242,10 +253,6 @@ func (n *Node) closing() bool {
 		return false
 	}
 }
-
-// Crash drops the NATS connection without a word, as a killed process
-// would (tests).
-func (n *Node) Crash() { n.Close() }
 
 // ID returns the node id.
 func (n *Node) ID() string { return n.opts.NodeID }
@@ -321,7 +328,9 @@ func (n *Node) handle(m *nats.Msg) {
 	case subj == "hb":
 		var hb heartbeatMsg
 		if json.Unmarshal(m.Data, &hb) == nil && hb.Node != n.opts.NodeID {
-			if n.seen(hb.Node) || hb.Hello {
+			if hb.Bye {
+				n.forget(hb.Node)
+			} else if n.seen(hb.Node) || hb.Hello {
 				n.sendSnapshot(hb.Node, true)
 			}
 		}
@@ -468,6 +477,7 @@ type (
 	heartbeatMsg struct {
 		Node  string `json:"n"`
 		Hello bool   `json:"h,omitempty"`
+		Bye   bool   `json:"b,omitempty"`
 	}
 	presenceMsg struct {
 		Node      string    `json:"n"`
@@ -607,7 +617,11 @@ func (n *Node) liveness() {
 	}
 }
 
-func (n *Node) expire() {
+func (n *Node) expire() { n.forget("") }
+
+// forget drops the peers silent past the liveness TTL, or only leaving
+// when it is set (it said goodbye), with their sessions.
+func (n *Node) forget(leaving string) {
 	type gone struct {
 		uid       string
 		notifyAll bool
@@ -616,7 +630,7 @@ func (n *Node) expire() {
 	n.mu.Lock()
 	now := time.Now()
 	for p, at := range n.peers {
-		if now.Sub(at) < n.opts.LivenessTTL {
+		if leaving != "" && p != leaving || leaving == "" && now.Sub(at) < n.opts.LivenessTTL {
 			continue
 		}
 		delete(n.peers, p)
@@ -630,7 +644,9 @@ func (n *Node) expire() {
 			}
 		}
 		delete(n.remote, p)
-		n.log.Warn().Str("peer", p).Msg("cluster: node silent past the liveness TTL; its sessions are gone")
+		if leaving == "" {
+			n.log.Warn().Str("peer", p).Msg("cluster: node silent past the liveness TTL; its sessions are gone")
+		}
 	}
 	announcer := true
 	for p := range n.peers {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -111,7 +112,8 @@ func TestCluster_Presence(t *testing.T) {
 	if m := bob.next(t); m.Topic != "users/bob/online" {
 		t.Fatalf("bob got %s %s, want online alice", m.Topic, m.Payload)
 	}
-	n[2].n.Crash()
+	n[2].n.Crash()       // its NATS connection goes without a word…
+	_ = n[2].srv.Close() // …and its listeners and clients with it
 	if m := bob.next(t); m.Topic != "users/bob/offline" || m.Payload != `"alice"` {
 		t.Fatalf("bob got %s %s, want offline alice after c crashed", m.Topic, m.Payload)
 	}
@@ -299,5 +301,23 @@ func TestCluster_NATSDown(t *testing.T) {
 	alice.say(t, "say/friend/bob", "still here")
 	if m := bob.nextOn(t, "/message"); body(t, m) != "still here" {
 		t.Fatalf("bob got %s %s", m.Topic, m.Payload)
+	}
+}
+
+// Ensure a node that stops says goodbye: the others stop counting it at
+// once (not after the liveness TTL, a minute here), so a membership change
+// does not wait for it.
+func TestCluster_NodeLeaves(t *testing.T) {
+	db, n := startCluster(t, 3, func(_ string, o *cluster.Options) { o.LivenessTTL = time.Minute })
+	users(t, db, "o", "x")
+	n[2].n.Close()
+	waitUntil(t, "a and b forget c", func() bool { return len(n[0].n.Peers()) == 1 && len(n[1].n.Peers()) == 1 })
+	ctx := context.Background()
+	gid, err := n[0].svc.CreateMemberList(ctx, chat.GroupList, chat.NewMemberList{Owner: "o", Members: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n[0].svc.RemoveMembers(ctx, chat.GroupList, gid, []string{"x"}); err != nil {
+		t.Fatalf("RemoveMembers after c left = %v", err)
 	}
 }
