@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 )
 
 // memberCacheCost bounds a memberCache: the sum over its entries of 1 + the
@@ -43,6 +44,8 @@ const (
 type memberCache struct {
 	seed   maphash.Seed
 	shards [memberCacheShards]memberShard
+	// off: fill nothing (Service.SetMembershipCache).
+	off atomic.Bool
 }
 
 type memberShard struct {
@@ -78,6 +81,9 @@ func (c *memberCache) put(key string, v any, ids int) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if c.off.Load() { // under the shard lock: clear cannot miss this entry
+		return
+	}
 	if sh.m == nil {
 		sh.m = make(map[string]memberEntry)
 	}
@@ -106,6 +112,16 @@ func (c *memberCache) drop(key string) {
 		delete(sh.m, key)
 	}
 	sh.mu.Unlock()
+}
+
+// clear drops every entry.
+func (c *memberCache) clear() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		sh.m, sh.cost = nil, 0
+		sh.mu.Unlock()
+	}
 }
 
 // areFriends reports whether a and b, whose friend conversation is conv,

@@ -34,6 +34,14 @@ func (s *Service) SessionClosed(ctx context.Context, id Identity, session string
 	return last
 }
 
+// AnnounceGone announces user uid offline (and offline_x with notifyAll),
+// as SessionClosed does on a 1→0 transition, when the sessions it had on
+// another node are gone with that node (cluster mode: the node stopped
+// answering).
+func (s *Service) AnnounceGone(ctx context.Context, uid string, notifyAll bool) {
+	s.announce(ctx, uid, EventOffline, EventOfflineX, notifyAll)
+}
+
 // announce publishes a presence event of uid: event to online friends and,
 // with notifyAll, eventX to every other online identity.
 func (s *Service) announce(ctx context.Context, uid, event, eventX string, notifyAll bool) {

@@ -60,6 +60,12 @@ type Service struct {
 	// Connections ends live sessions (kick, ban, revocation); the MQTT
 	// hooks set it when they are registered. Nil: nothing to end.
 	Connections Connections
+	// MembershipChanged, when set (cluster mode, docs/scaleout.md), runs
+	// after every committed membership change, once the object's lock is
+	// released here, with the lock and cache key of the object; the
+	// change's caller sees its error. The cluster makes every other node
+	// InvalidateMembership(key) before it returns. Nil: one node.
+	MembershipChanged func(ctx context.Context, key string) error
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 	// Log receives the few things the domain logs itself (push failures are
@@ -170,13 +176,42 @@ func (s *Service) lockKey(key string) *sync.RWMutex {
 // updateLocked runs fn in a store transaction while holding the write lock
 // of the membership object key (see lockKey), then, still under the lock,
 // drops the cached membership of key (see memberCache), whatever the
-// outcome: every membership change goes through here.
+// outcome: every membership change goes through here. In a cluster it then
+// has the other nodes do the same (MembershipChanged).
 func (s *Service) updateLocked(ctx context.Context, key string, fn func(Tx) error) error {
+	if err := s.updateLockedLocal(ctx, key, fn); err != nil || s.MembershipChanged == nil {
+		return err
+	}
+	return s.MembershipChanged(ctx, key)
+}
+
+func (s *Service) updateLockedLocal(ctx context.Context, key string, fn func(Tx) error) error {
 	mu := s.lockKey(key)
 	mu.Lock()
 	defer mu.Unlock()
 	defer s.members.drop(key)
 	return s.store.Update(ctx, fn)
+}
+
+// InvalidateMembership does, for a change another node committed, what
+// updateLocked does after its own: it waits for the senders holding the
+// membership lock of key for reading (their deliveries are then handed to
+// the Publisher) and drops the cached membership of key.
+func (s *Service) InvalidateMembership(key string) {
+	mu := s.lockKey(key)
+	mu.Lock()
+	s.members.drop(key)
+	mu.Unlock()
+}
+
+// SetMembershipCache turns the membership cache on or off; off drops every
+// entry and fills none until it is turned on again. A cluster node turns
+// it off while it cannot hear the other nodes' invalidations.
+func (s *Service) SetMembershipCache(on bool) {
+	s.members.off.Store(!on)
+	if !on {
+		s.members.clear()
+	}
 }
 
 // NormalizeLimit clamps a list limit: ≤0 → 20, >100 → 100.

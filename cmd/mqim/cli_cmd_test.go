@@ -94,6 +94,8 @@ func TestCLI_CheckConfigRoughEdges(t *testing.T) {
 		{"DataDirUnderFile", "data_dir: " + filepath.Join(file, "data") + "\n", nil, "not a directory"},
 		{"PacketBelowBody", "mqtt:\n  max_packet_size: 65536\nchat:\n  max_body_len: 65536\n", nil, "chat.max_body_len + 1024"},
 		{"StorageLogLevel", "storage:\n  log_level: loud\n", nil, "storage.log_level"},
+		{"ClusterNeedsSharedStore", "", []string{"MQIM_NATS_URL=nats://127.0.0.1:4222"}, "storage.driver: postgres"},
+		{"ClusterNodeID", "cluster:\n  node_id: \"a b\"\n", nil, "cluster.node_id"},
 		{"CredentialsBraces", "data_dir: " + braceDir + "\n", nil, "has no app_id, key, master_key"},
 	}
 	for _, tc := range cases {

@@ -26,6 +26,8 @@ type Config struct {
 	HTTP    HTTPConfig    `yaml:"http"`
 	MQTT    MQTTConfig    `yaml:"mqtt"`
 	Storage StorageConfig `yaml:"storage"`
+	// Cluster joins other nodes over NATS (docs/scaleout.md).
+	Cluster ClusterConfig `yaml:"cluster"`
 	Chat    ChatConfig    `yaml:"chat"`
 	Push    PushConfig    `yaml:"push"`
 	Attach  AttachConfig  `yaml:"attachments"`
@@ -101,6 +103,16 @@ type StorageConfig struct {
 	// log.level: log.level debug alone does not flood the log with table
 	// flushes and compactions.
 	LogLevel string `yaml:"log_level"`
+}
+
+// ClusterConfig makes this process one node of several that share one
+// store and one NATS server (docs/scaleout.md).
+type ClusterConfig struct {
+	// NATSURL is the NATS server; empty: this process is the whole server.
+	NATSURL string `yaml:"nats_url"`
+	// NodeID is unique in the cluster; empty: host name + ":" + the MQTT
+	// port.
+	NodeID string `yaml:"node_id"`
 }
 
 // ChatConfig holds the MaxIM limits and retention periods.
@@ -205,6 +217,8 @@ var envVars = []struct {
 	{"MQIM_TLS_KEY", func(c *Config, v string) error { c.MQTT.TLSKey = v; return nil }},
 	{"MQIM_PPROF_ADDR", func(c *Config, v string) error { c.Debug.PprofAddr = v; return nil }},
 	{"MQIM_METRICS_ADDR", func(c *Config, v string) error { c.Metrics.Addr = v; return nil }},
+	{"MQIM_NATS_URL", func(c *Config, v string) error { c.Cluster.NATSURL = v; return nil }},
+	{"MQIM_NODE_ID", func(c *Config, v string) error { c.Cluster.NodeID = v; return nil }},
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
@@ -290,6 +304,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("chat.recall_window and chat.edit_window must not be negative (0: any time)"))
 	}
 	errs = append(errs, c.MQTT.validate()...)
+	errs = append(errs, c.Cluster.validate()...)
 	errs = append(errs, c.Push.validate()...)
 	errs = append(errs, c.Attach.validate()...)
 	return errors.Join(errs...)

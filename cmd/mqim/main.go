@@ -52,6 +52,7 @@ type Main struct {
 	mqtt     mqttParts    // owned by mqtt.go
 	attach   attachParts  // owned by attach.go
 	metrics  metricsParts // owned by metrics.go
+	cluster  clusterPart  // owned by cluster.go
 }
 
 // NewMain returns a Main with the embedded defaults.
@@ -140,6 +141,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Service.Publisher = m.SocketIO.Publisher(m.Service.Publisher)
+	if err := m.startCluster(ctx); err != nil {
+		return err
+	}
 
 	m.HTTP = rest.New(rest.Options{
 		Service:     m.Service,
@@ -197,6 +201,7 @@ func (m *Main) Close() error {
 		cancel()
 	}
 	errs = append(errs, m.closeMQTT())
+	m.closeCluster()
 	m.closeAttachments()
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())

@@ -31,10 +31,11 @@ type mqttParts struct {
 // mqttLive is the number of open MQTT connections of id (for socket.io's
 // share of mqtt.max_connections_per_user).
 func (m *Main) mqttLive(id chat.Identity) int {
+	n := m.remoteSessions(id) // the other nodes' sessions, both protocols
 	if m.mqtt.conns == nil {
-		return 0
+		return n
 	}
-	return m.mqtt.conns.Live(id)
+	return n + m.mqtt.conns.Live(id)
 }
 
 // startMQTT builds the broker from m.Config.MQTT, adds the mqim hooks,
@@ -100,9 +101,9 @@ func (m *Main) startMQTT(_ context.Context) error {
 	if perUser == 0 {
 		perUser = -1
 	}
-	var sioLive func(chat.Identity) int
+	sioLive := m.remoteSessions // with the other nodes' sessions
 	if m.SocketIO != nil {
-		sioLive = m.SocketIO.Live
+		sioLive = func(id chat.Identity) int { return m.SocketIO.Live(id) + m.remoteSessions(id) }
 	}
 	hctx, cancel := context.WithCancel(context.Background())
 	m.mqtt.broker, m.mqtt.cancel = b, cancel

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/cluster"
+	"github.com/mqim/mqim/hooks"
+)
+
+// clusterPart is this process's node of a cluster (cluster.nats_url;
+// docs/scaleout.md); it holds nil when the process is the whole server.
+type clusterPart struct {
+	node atomic.Pointer[cluster.Node]
+}
+
+// validate checks the cluster keys.
+func (c *ClusterConfig) validate() []error {
+	var errs []error
+	if strings.ContainsAny(c.NodeID, " \t\r\n*>") {
+		errs = append(errs, fmt.Errorf("cluster.node_id %q: no white space, * or >", c.NodeID))
+	}
+	// TODO(h/postgres merge): accept cluster.nats_url when
+	// storage.driver is postgres; this build stores in Badger, which one
+	// process owns, so nodes cannot share it.
+	if c.NATSURL != "" {
+		errs = append(errs, errors.New("cluster.nats_url: a cluster needs storage.driver: postgres (nodes must share one store)"))
+	}
+	return errs
+}
+
+// nodeID returns cluster.node_id, or the host name and the MQTT port.
+func (m *Main) nodeID() string {
+	if id := m.Config.Cluster.NodeID; id != "" {
+		return id
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "mqim"
+	}
+	_, port, _ := net.SplitHostPort(m.Config.MQTT.TCPAddr)
+	if a := m.mqttAddr(broker.ListenerTCP); a != nil {
+		_, port, _ = net.SplitHostPort(a.String())
+	}
+	return host + ":" + port
+}
+
+// startCluster joins the cluster when cluster.nats_url is set: the node
+// becomes the Service's Publisher and Connections (over the local ones)
+// and the cluster side of its presence and membership changes. With no
+// URL nothing changes: no NATS code is on any path.
+func (m *Main) startCluster(ctx context.Context) error {
+	c := m.Config.Cluster
+	if c.NATSURL == "" {
+		return nil
+	}
+	b := m.mqtt.broker
+	n, err := cluster.Join(ctx, cluster.Options{
+		URL: c.NATSURL, NodeID: m.nodeID(), App: m.Config.App.ID, Service: m.Service,
+		TakeOver: func(clientID string) bool { return hooks.TakeOver(b, clientID) },
+		Log:      m.Log.With().Str("component", "cluster").Logger(),
+	})
+	if err != nil {
+		return err
+	}
+	n.Wire(m.Service.Publisher, m.Service.Connections)
+	m.cluster.node.Store(n)
+	m.Log.Info().Str("node", n.ID()).Msg("joined the cluster")
+	return nil
+}
+
+// closeCluster leaves the cluster, after the broker closed (its sessions'
+// ends have crossed to the other nodes).
+func (m *Main) closeCluster() {
+	if n := m.cluster.node.Swap(nil); n != nil {
+		n.Close()
+	}
+}
+
+// remoteSessions is the number of sessions of id on the other nodes (0
+// without a cluster), for mqtt.max_connections_per_user across nodes.
+func (m *Main) remoteSessions(id chat.Identity) int {
+	if n := m.cluster.node.Load(); n != nil {
+		return n.RemoteSessions(id)
+	}
+	return 0
+}
