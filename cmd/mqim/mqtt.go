@@ -120,7 +120,7 @@ func (m *Main) startMQTT(_ context.Context) error {
 		BaseContext:           hctx,
 		Log:                   log,
 		MaxConnectionsPerUser: perUser,
-		Sessions:              m.DB,
+		Sessions:              m.sessionStore(),
 	})
 	if err != nil {
 		return err
