@@ -87,7 +87,7 @@ func URL(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("pgtest: connect %s: %v", redact(server), err)
 	}
-	defer admin.Close(ctx)
+	defer func() { _ = admin.Close(ctx) }()
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		tb.Fatalf("pgtest: create database %s: %v", name, err)
 	}
@@ -97,7 +97,7 @@ func URL(tb testing.TB) string {
 			tb.Errorf("pgtest: connect to drop %s: %v", name, err)
 			return
 		}
-		defer conn.Close(ctx)
+		defer func() { _ = conn.Close(ctx) }()
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			tb.Errorf("pgtest: drop database %s: %v", name, err)
 		}
