@@ -71,6 +71,13 @@ type DB struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
+	// Appends: the committer (records.go).
+	appends      chan *appendReq
+	committed    chan struct{} // closed when the committer has drained the queue
+	appendMu     sync.Mutex
+	appendClosed bool
+	appending    sync.WaitGroup // appends being queued
+
 	retentionBatch int
 	// now is the clock expiry is measured against (tests move it).
 	now func() int64
@@ -112,6 +119,8 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		stop:           make(chan struct{}),
 		done:           make(chan struct{}),
 		retentionBatch: opts.RetentionBatch,
+		appends:        make(chan *appendReq, 4096),
+		committed:      make(chan struct{}),
 		now:            func() int64 { return time.Now().UnixMilli() },
 	}
 	if db.retentionBatch <= 0 {
@@ -121,6 +130,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	go db.commitLoop()
 	interval := opts.RetentionInterval
 	if interval == 0 {
 		interval = defaultRetentionInterval
@@ -133,11 +143,19 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// Close stops the retention loop and closes the pool, waiting for the
-// connections in use. Calling Close again is a no-op.
+// Close refuses new calls, commits the appends already queued, stops the
+// retention loop and closes the pool, waiting for the connections in use.
+// Calling Close again is a no-op.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.closed.Store(true)
+		// Every append queued is committed before the pool closes.
+		db.appendMu.Lock()
+		db.appendClosed = true
+		db.appendMu.Unlock()
+		db.appending.Wait()
+		close(db.appends)
+		<-db.committed
 		close(db.stop)
 		<-db.done
 		db.pool.Close()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -87,8 +88,17 @@ SELECT seq, ts FROM cur`
 
 // AppendRecord stores rec and sets rec.Seq and rec.TS (raised to one past
 // the conversation's latest TS if not newer). The record expires ttl after
-// its TS. It returns once the transaction has committed.
+// its TS. It returns once the transaction holding it has committed.
+//
+// Appends go through the committer (commitLoop), which commits whatever is
+// queued as one transaction: concurrent appends share one WAL flush, and a
+// conversation's counter row is locked once per batch rather than once per
+// message. ctx is checked before the append is queued; once queued it is
+// always waited for, so an error never hides a stored record.
 func (db *DB) AppendRecord(ctx context.Context, rec *chat.Record, ttl time.Duration) error {
+	if err := db.enter(ctx); err != nil {
+		return err
+	}
 	if badPart(string(rec.Conv)) {
 		return chat.Errorf(chat.CodeInvalid, "invalid conversation %q", rec.Conv)
 	}
@@ -118,15 +128,129 @@ func (db *DB) AppendRecord(ctx context.Context, rec *chat.Record, ttl time.Durat
 	if ttl > 0 {
 		ttlMS = max(ttl.Milliseconds(), 1)
 	}
-	return db.retry(ctx, "append record", func() error {
-		var seq, ts int64
-		err := db.pool.QueryRow(ctx, appendSQL, string(rec.Conv), rec.TS, side, partyA, partyB, ttlMS, data, reader).Scan(&seq, &ts)
-		if err != nil {
-			return fmt.Errorf("postgres: append record to %q: %w", rec.Conv, err)
+	r := &appendReq{
+		conv: rec.Conv,
+		args: []any{string(rec.Conv), rec.TS, side, partyA, partyB, ttlMS, data, reader},
+		done: make(chan struct{}),
+	}
+	if !db.queueAppend(r) {
+		return errClosed
+	}
+	<-r.done
+	if r.err != nil {
+		return r.err
+	}
+	rec.Seq, rec.TS = uint64(r.seq), r.ts
+	return nil
+}
+
+// appendReq is one queued append: the arguments of appendSQL in, the
+// assigned (seq, ts) or the error out.
+type appendReq struct {
+	conv    chat.Conv
+	args    []any
+	seq, ts int64
+	err     error
+	done    chan struct{}
+}
+
+// maxAppendBatch bounds the appends of one committer transaction.
+const maxAppendBatch = 256
+
+// queueAppend hands r to the committer; false once Close has begun.
+func (db *DB) queueAppend(r *appendReq) bool {
+	db.appendMu.Lock()
+	if db.appendClosed {
+		db.appendMu.Unlock()
+		return false
+	}
+	db.appending.Add(1)
+	db.appendMu.Unlock()
+	defer db.appending.Done()
+	db.appends <- r
+	return true
+}
+
+// commitLoop is the committer goroutine. It runs until Close closes the
+// queue, and commits whatever is queued then before it exits.
+func (db *DB) commitLoop() {
+	defer close(db.committed)
+	batch := make([]*appendReq, 0, maxAppendBatch)
+	for r := range db.appends {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < maxAppendBatch {
+			select {
+			case r, ok := <-db.appends:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
 		}
-		rec.Seq, rec.TS = uint64(seq), ts
-		return nil
-	})
+		db.commitAppends(batch)
+		clear(batch)
+	}
+}
+
+// commitAppends commits batch as one transaction and answers every
+// request. The appends are sorted by conversation (stable: a
+// conversation's appends keep their order), so that every node locks
+// counter rows in the same order and two batches never deadlock. If the
+// batch fails for another reason than a conflict, each append is tried on
+// its own, so that one bad record fails alone.
+func (db *DB) commitAppends(batch []*appendReq) {
+	ctx := context.Background()
+	slices.SortStableFunc(batch, func(a, b *appendReq) int { return strings.Compare(string(a.conv), string(b.conv)) })
+	err := db.retryAppend(ctx, func() error { return db.appendTx(ctx, batch) })
+	if err != nil && len(batch) > 1 {
+		for _, r := range batch {
+			r.err = db.retryAppend(ctx, func() error { return db.appendTx(ctx, []*appendReq{r}) })
+		}
+	} else {
+		for _, r := range batch {
+			r.err = err
+		}
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// retryAppend is retry for the committer, which must finish what it has
+// queued even after Close has begun.
+func (db *DB) retryAppend(ctx context.Context, once func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := once()
+		if !retryable(err) || attempt == updateAttempts {
+			return err
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond))))
+	}
+}
+
+// appendTx runs the appends of batch in one transaction: one pipelined
+// batch of statements and one round trip. pgx sends a batch with a single
+// Sync, so PostgreSQL runs it as one implicit transaction: all appends
+// commit, or none.
+func (db *DB) appendTx(ctx context.Context, batch []*appendReq) error {
+	b := &pgx.Batch{}
+	for _, r := range batch {
+		b.Queue(appendSQL, r.args...)
+	}
+	br := db.pool.SendBatch(ctx, b)
+	for _, r := range batch {
+		if err := br.QueryRow().Scan(&r.seq, &r.ts); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("postgres: append record to %q: %w", r.conv, err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("postgres: append records: %w", err)
+	}
+	return nil
 }
 
 // listParty returns the user whose conversation list shows a two-party

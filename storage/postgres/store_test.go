@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,5 +156,52 @@ func TestRetention(t *testing.T) {
 			t.Fatalf("retention loop left %d expired records", total)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Ensure an append PostgreSQL refuses (here a conversation name that is
+// not UTF-8) fails alone: the appends committed in the same batch get
+// their Seq, gap-free, and the refused one leaves no trace.
+func TestAppendRecord_BadRecordFailsAlone(t *testing.T) {
+	db := newTestDB(t)
+	conv := chat.GroupConv("g")
+	const n = 32
+	var wg sync.WaitGroup
+	seqs := make(chan uint64, n)
+	for i := range n {
+		wg.Go(func() {
+			if i%4 == 0 {
+				rec := chat.Record{Conv: "g:\xff", Speaker: "a", TS: 1}
+				if err := db.AppendRecord(context.Background(), &rec, 0); err == nil || chat.ErrorCode(err) != chat.CodeDatabase {
+					t.Errorf("AppendRecord(bad conv) error = %v, want a database error", err)
+				}
+				return
+			}
+			rec := chat.Record{Conv: conv, Speaker: "a", TS: 1}
+			if err := db.AppendRecord(context.Background(), &rec, 0); err != nil {
+				t.Error(err)
+				return
+			}
+			seqs <- rec.Seq
+		})
+	}
+	wg.Wait()
+	close(seqs)
+	var got []uint64
+	for s := range seqs {
+		got = append(got, s)
+	}
+	slices.Sort(got)
+	for i, s := range got {
+		if s != uint64(i+1) {
+			t.Fatalf("seqs = %v, want 1..%d", got, n-n/4)
+		}
+	}
+	if len(got) != n-n/4 {
+		t.Fatalf("%d appends stored, want %d", len(got), n-n/4)
+	}
+	var rows int
+	if err := db.pool.QueryRow(t.Context(), `SELECT count(*) FROM records`).Scan(&rows); err != nil || rows != n-n/4 {
+		t.Errorf("records = %d, %v; want %d", rows, err, n-n/4)
 	}
 }
