@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -203,5 +204,55 @@ func TestAppendRecord_BadRecordFailsAlone(t *testing.T) {
 	var rows int
 	if err := db.pool.QueryRow(t.Context(), `SELECT count(*) FROM records`).Scan(&rows); err != nil || rows != n-n/4 {
 		t.Errorf("records = %d, %v; want %d", rows, err, n-n/4)
+	}
+}
+
+// Ensure several nodes (stores on one database) appending to one
+// conversation at once get the Seq numbers 1..N between them, and each
+// sees the others' records and counter.
+func TestAppendRecord_SeveralNodes(t *testing.T) {
+	url := pgtest.URL(t)
+	nodes := []*DB{openURL(t, url, Options{}), openURL(t, url, Options{}), openURL(t, url, Options{})}
+	conv := chat.GroupConv("shared")
+	const each = 40
+	var wg sync.WaitGroup
+	seqs := make(chan uint64, len(nodes)*each)
+	for i, db := range nodes {
+		for j := range each {
+			wg.Go(func() {
+				rec := chat.Record{Conv: conv, Speaker: fmt.Sprint("n", i), TS: int64(1000 + j)}
+				if err := db.AppendRecord(context.Background(), &rec, 0); err != nil {
+					t.Error(err)
+					return
+				}
+				seqs <- rec.Seq
+			})
+		}
+	}
+	wg.Wait()
+	close(seqs)
+	var got []uint64
+	for s := range seqs {
+		got = append(got, s)
+	}
+	slices.Sort(got)
+	for i, s := range got {
+		if s != uint64(i+1) {
+			t.Fatalf("seqs = %v, want 1..%d", got, len(nodes)*each)
+		}
+	}
+	for i, db := range nodes {
+		recs, err := db.Records(t.Context(), conv, maxInt64, 0, 1000)
+		if err != nil || len(recs) != len(nodes)*each {
+			t.Fatalf("node %d: Records() = %d records, %v", i, len(recs), err)
+		}
+		for k := 1; k < len(recs); k++ {
+			if recs[k].Seq != recs[k-1].Seq+1 || recs[k].TS <= recs[k-1].TS {
+				t.Fatalf("node %d: records %d,%d out of order: %+v %+v", i, k-1, k, recs[k-1], recs[k])
+			}
+		}
+		if seq, _, err := db.LatestSeq(t.Context(), conv); err != nil || seq != uint64(len(nodes)*each) {
+			t.Errorf("node %d: LatestSeq() = %d, %v", i, seq, err)
+		}
 	}
 }
