@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 	"github.com/mqim/mqim/storage/postgres/pgtest"
 )
 
@@ -69,4 +71,45 @@ func TestMain_Postgres(t *testing.T) {
 
 	q := startMQIM(t, dir, env...)
 	check("after a restart", history(q))
+}
+
+// Ensure persistent MQTT sessions live in PostgreSQL: a mosquitto_sub
+// session (clean session false) gets the events queued while it was away
+// once, in seq order, after a restart of the binary on the same database
+// and a new, empty data dir (nothing of the session is kept locally).
+func TestMain_PostgresPersistentSession(t *testing.T) {
+	for _, tool := range []string{"mosquitto_sub", "stdbuf"} {
+		_, err := exec.LookPath(tool)
+		needTool(t, tool, "apt-get install mosquitto-clients coreutils", err != nil)
+	}
+	url := pgtest.URL(t)
+	env := []string{"MQIM_STORAGE_DRIVER=postgres", "MQIM_POSTGRES_URL=" + url}
+	dir := t.TempDir()
+	p := startMQIM(t, dir, env...)
+	expect(t, "friends", p.do("POST", "/ctx/alice/friends/dave", nil), 201)
+	sub := startMosquittoSub(t, p, "dave", "dave-tab")
+	sub.next(t, "SUBACK", func(l string) bool { return strings.Contains(l, "Subscribed (mid: 1): 1") })
+	sub.stop()
+	testwait.Until(t, "dave offline", 10*time.Second, func() bool { return sessionsOf(p, "dave") == 0 })
+	const queued = 4
+	sayToDave(t, p, 1, queued)
+	p.stop()
+
+	// Another node: same database and app credentials, its own data dir.
+	other := t.TempDir()
+	if err := os.CopyFS(other, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	p = startMQIM(t, other, env...)
+	sub = startMosquittoSub(t, p, "dave", "dave-tab")
+	for i := 1; i <= queued; i++ {
+		seq, body := sub.message(t)
+		if seq != uint64(i) || body != fmt.Sprintf("m%d", i) {
+			t.Fatalf("event %d: seq %d body %q; transcript:\n%s", i, seq, body, strings.Join(sub.transcript, "\n"))
+		}
+	}
+	sayToDave(t, p, queued+1, 1)
+	if seq, body := sub.message(t); seq != queued+1 || body != fmt.Sprintf("m%d", queued+1) {
+		t.Fatalf("after the queue: seq %d body %q; transcript:\n%s", seq, body, strings.Join(sub.transcript, "\n"))
+	}
 }
