@@ -634,20 +634,25 @@ func (db *DB) ForgetReader(ctx context.Context, reader string) error {
 	if badPart(reader) {
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, db.pool, func(ptx pgx.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM read_cursors WHERE reader = $1`,
-			`UPDATE conversations SET party_a = NULL WHERE party_a = $1`,
-			`UPDATE conversations SET party_b = NULL WHERE party_b = $1`,
-		} {
-			if _, err := ptx.Exec(ctx, q, reader); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := db.retry(ctx, "forget reader", func() error {
+		return pgx.BeginFunc(ctx, db.pool, func(ptx pgx.Tx) error { return forgetReader(ctx, ptx, reader) })
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: forget reader %q: %w", reader, err)
+	}
+	return nil
+}
+
+// forgetReader runs the statements of ForgetReader in ptx.
+func forgetReader(ctx context.Context, ptx pgx.Tx, reader string) error {
+	for _, q := range []string{
+		`DELETE FROM read_cursors WHERE reader = $1`,
+		`UPDATE conversations SET party_a = NULL WHERE party_a = $1`,
+		`UPDATE conversations SET party_b = NULL WHERE party_b = $1`,
+	} {
+		if _, err := ptx.Exec(ctx, q, reader); err != nil {
+			return err
+		}
 	}
 	return nil
 }
