@@ -113,3 +113,25 @@ func TestMain_PostgresPersistentSession(t *testing.T) {
 		t.Fatalf("after the queue: seq %d body %q; transcript:\n%s", seq, body, strings.Join(sub.transcript, "\n"))
 	}
 }
+
+// Ensure a wrong storage configuration stops the binary with a message
+// naming the problem: an unknown driver, postgres without a URL, a
+// database that cannot be reached.
+func TestMain_StorageConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"MQIM_STORAGE_DRIVER=mysql"}, "storage.driver"},
+		{[]string{"MQIM_STORAGE_DRIVER=postgres"}, "storage.postgres_url"},
+		{[]string{"MQIM_STORAGE_DRIVER=postgres", "MQIM_POSTGRES_URL=postgres://mqim@127.0.0.1:1/mqim?connect_timeout=2"}, "open store"},
+	} {
+		cmd := exec.Command(binPath)
+		cmd.Env = append(os.Environ(), append([]string{"MQIM_DATA_DIR=" + t.TempDir(),
+			"MQIM_HTTP_ADDR=127.0.0.1:0", "MQIM_MQTT_ADDR=127.0.0.1:0", "MQIM_WS_ADDR=127.0.0.1:0"}, c.env...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) || strings.Contains(string(out), "panic") {
+			t.Errorf("%v: %v, output %s; want an error naming %s", c.env, err, out, c.want)
+		}
+	}
+}
