@@ -6,7 +6,8 @@ import (
 )
 
 // Store is the persistent state of the app. storage.DB implements it on
-// Badger; another engine can take over by implementing the same contract.
+// Badger, storage/postgres on PostgreSQL; chat/storetest is the contract
+// both pass, and another engine can take over by passing it too.
 //
 // Every method returns *Error values for domain conditions (CodeNotFound) and
 // wraps engine failures as plain errors (reported as CodeDatabase).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,60 +12,6 @@ import (
 
 	"github.com/mqim/mqim/chat"
 )
-
-// touch runs UpdateRecord with an fn that changes nothing and returns the
-// record it was given.
-func touch(db *DB, conv chat.Conv, seq uint64) (chat.Record, error) {
-	var got chat.Record
-	err := db.UpdateRecord(context.Background(), conv, seq, func(r *chat.Record) (*chat.Edit, error) {
-		got = *r
-		return nil, nil
-	})
-	return got, err
-}
-
-// Ensure the binary search finds every record by seq whatever the spacing
-// of the TS (runs of equal TS, gaps of any size, TS raised by older
-// appends), and refuses seqs that are not stored.
-func TestUpdateRecord_FindsEverySeq(t *testing.T) {
-	db := newTestDB(t)
-	conv := chat.GroupConv("g")
-	other := chat.GroupConv("ga") // sorts right after g's records
-	rng := rand.New(rand.NewPCG(1, 2))
-	ts := int64(1_700_000_000_000)
-	var want []chat.Record
-	for i := range 300 {
-		switch rng.IntN(4) {
-		case 0: // same ms
-		case 1:
-			ts += rng.Int64N(3)
-		case 2:
-			ts += rng.Int64N(1 << 30)
-		case 3:
-			ts -= 5 // raised to the latest by AppendRecord
-		}
-		rec := chat.Record{Conv: conv, ID: fmt.Sprint("m", i), Speaker: "a", Content: chat.Content{Body: fmt.Sprint(i)}, TS: ts}
-		if err := db.AppendRecord(t.Context(), &rec, 0); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, rec)
-		mustAppend(t, db, other, "b", ts, 0)
-	}
-	for _, w := range want {
-		got, err := touch(db, conv, w.Seq)
-		if err != nil || got.ID != w.ID || got.TS != w.TS || got.Seq != w.Seq || got.Content != w.Content {
-			t.Fatalf("seq %d: got %+v, %v; want %+v", w.Seq, got, err, w)
-		}
-	}
-	for _, seq := range []uint64{0, uint64(len(want) + 1), 1 << 40} {
-		if _, err := touch(db, conv, seq); !chat.IsNotFound(err) {
-			t.Errorf("seq %d: error %v, want not found", seq, err)
-		}
-	}
-	if _, err := touch(db, chat.GroupConv("none"), 1); !chat.IsNotFound(err) {
-		t.Errorf("empty conversation: %v, want not found", err)
-	}
-}
 
 // Ensure a recall keeps id, seq, speaker and ts, drops content, remark and
 // earlier versions, and keeps the record's expiry; an edit keeps the
@@ -140,89 +85,6 @@ func TestUpdateRecord_RecallAndEdit(t *testing.T) {
 	})
 	if !errors.Is(err, boom) || mustRecords(t, db, conv, now+2, 0, 10)[1].Content.Body != second.Content.Body {
 		t.Errorf("refused update: %v, record %+v", err, mustRecords(t, db, conv, now+2, 0, 10)[1])
-	}
-}
-
-// Ensure expired and deleted records cannot be changed, and DeleteRecords
-// removes the earlier versions too.
-func TestUpdateRecord_ExpiredAndDeleted(t *testing.T) {
-	db := newTestDB(t)
-	ctx := t.Context()
-	now := time.Now().UnixMilli()
-	old := chat.GroupConv("old")
-	rec := mustAppend(t, db, old, "a", now-2*time.Hour.Milliseconds(), time.Hour)
-	if _, err := touch(db, old, rec.Seq); !chat.IsNotFound(err) {
-		t.Errorf("expired record: %v, want not found", err)
-	}
-	if _, err := db.RecordEdits(ctx, old, rec.Seq); !chat.IsNotFound(err) {
-		t.Errorf("edits of an expired record: %v, want not found", err)
-	}
-
-	g := chat.GroupConv("g")
-	r := mustAppend(t, db, g, "a", now, 0)
-	err := db.UpdateRecord(ctx, g, r.Seq, func(r *chat.Record) (*chat.Edit, error) {
-		p := &chat.Edit{Content: r.Content, TS: now + 1}
-		r.Content.Body, r.Edited = "new", now+1
-		return p, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.DeleteRecords(ctx, g); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := touch(db, g, r.Seq); !chat.IsNotFound(err) {
-		t.Errorf("deleted record: %v, want not found", err)
-	}
-	_ = db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: editPrefix(g)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			t.Errorf("edit key left after DeleteRecords: %q", it.Item().Key())
-		}
-		return nil
-	})
-}
-
-// Ensure concurrent edits of one record all land (write conflicts are
-// retried) and appends to the conversation go on meanwhile.
-func TestUpdateRecord_Concurrent(t *testing.T) {
-	db := newTestDB(t)
-	ctx := t.Context()
-	conv := chat.GroupConv("g")
-	r := mustAppend(t, db, conv, "a", 1000, 0)
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			err := db.UpdateRecord(ctx, conv, r.Seq, func(r *chat.Record) (*chat.Edit, error) {
-				at := r.Edited + 1
-				p := &chat.Edit{Content: r.Content, TS: at}
-				r.Content.Body, r.Edited = fmt.Sprint("v", i), at
-				return p, nil
-			})
-			if err != nil {
-				t.Error(err)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			mustAppend(t, db, conv, "b", 1000, 0)
-		}()
-	}
-	wg.Wait()
-	edits, err := db.RecordEdits(ctx, conv, r.Seq)
-	if err != nil || len(edits) != 8 {
-		t.Fatalf("edits = %+v, %v; want 8", edits, err)
-	}
-	for i, e := range edits {
-		if e.TS != int64(i+1) {
-			t.Errorf("edit %d at %d, want %d", i, e.TS, i+1)
-		}
-	}
-	if got := len(mustRecords(t, db, conv, 2000, 0, 100)); got != 9 {
-		t.Errorf("%d records, want 9", got)
 	}
 }
 

@@ -286,6 +286,9 @@ func (db *DB) load(st *convState, conv chat.Conv) error {
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
+		// No cursor: a store written by a tool, or a conversation
+		// ForgetConversation removed, whose numbering starts again.
+		st.seq, st.ts = 0, 0
 		st.sync = decodeConvSync(nil)
 		p := recPrefix(conv)
 		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: p})

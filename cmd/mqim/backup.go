@@ -68,6 +68,9 @@ func (c *cli) backup(ctx context.Context, args []string) int {
 		return c.usageError(err.Error())
 	}
 	cfg, err := LoadConfig(path, c.getenv)
+	if err == nil && cfg.Storage.Driver == "postgres" {
+		err = errPostgresBackup
+	}
 	if err != nil {
 		return c.fail("backup", err)
 	}
@@ -170,6 +173,9 @@ func (c *cli) restore(ctx context.Context, args []string) int {
 		return c.usageError(err.Error())
 	}
 	cfg, err := LoadConfig(path, c.getenv)
+	if err == nil && cfg.Storage.Driver == "postgres" {
+		err = errPostgresBackup
+	}
 	if err != nil {
 		return c.fail("restore", err)
 	}

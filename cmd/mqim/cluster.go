@@ -22,15 +22,13 @@ type clusterPart struct {
 }
 
 // validate checks the cluster keys.
-func (c *ClusterConfig) validate() []error {
+func (c *ClusterConfig) validate(storageDriver string) []error {
 	var errs []error
 	if strings.ContainsAny(c.NodeID, " \t\r\n*>") {
 		errs = append(errs, fmt.Errorf("cluster.node_id %q: no white space, * or >", c.NodeID))
 	}
-	// TODO(h/postgres merge): accept cluster.nats_url when
-	// storage.driver is postgres; this build stores in Badger, which one
-	// process owns, so nodes cannot share it.
-	if c.NATSURL != "" {
+	// Badger is one process's directory: nodes cannot share it.
+	if c.NATSURL != "" && storageDriver != "postgres" {
 		errs = append(errs, errors.New("cluster.nats_url: a cluster needs storage.driver: postgres (nodes must share one store)"))
 	}
 	return errs

@@ -96,9 +96,14 @@ type HTTPConfig struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
-// StorageConfig tunes Badger.
+// StorageConfig chooses the store engine and tunes it.
 type StorageConfig struct {
-	SyncWrites bool `yaml:"sync_writes"`
+	// Driver is the engine: "badger" (embedded, the default) or
+	// "postgres" (a shared database, for several nodes).
+	Driver string `yaml:"driver"`
+	// PostgresURL is the database of the postgres driver.
+	PostgresURL string `yaml:"postgres_url"`
+	SyncWrites  bool   `yaml:"sync_writes"`
 	// LogLevel is the level of Badger's own log lines, on top of
 	// log.level: log.level debug alone does not flood the log with table
 	// flushes and compactions.
@@ -161,7 +166,7 @@ func DefaultConfig() Config {
 			ShutdownTimeout: 10 * time.Second,
 		},
 		MQTT:     DefaultMQTTConfig(),
-		Storage:  StorageConfig{LogLevel: "warn"},
+		Storage:  StorageConfig{Driver: "badger", LogLevel: "warn"},
 		Chat:     ChatConfig{GroupLimit: 50, RoomLimit: 1000, MaxBodyLen: 64 << 10, Retention: RetentionConfig{Friend: 7 * 24 * time.Hour, Group: 7 * 24 * time.Hour, Stranger: 365 * 24 * time.Hour, Passenger: 365 * 24 * time.Hour}, RecallWindow: 2 * time.Minute, EditWindow: 24 * time.Hour},
 		Push:     DefaultPushConfig(),
 		Attach:   DefaultAttachConfig(),
@@ -208,6 +213,8 @@ var envVars = []struct {
 	{"MQIM_STRICT_ADMIN", func(c *Config, v string) error { return setBool(&c.App.StrictAdmin, v) }},
 	{"MQIM_CLIENT_KEY_LOGIN", func(c *Config, v string) error { return setBool(&c.App.ClientKeyLogin, v) }},
 	{"MQIM_TOKEN_SECRET", func(c *Config, v string) error { c.Auth.TokenSecret = v; return nil }},
+	{"MQIM_STORAGE_DRIVER", func(c *Config, v string) error { c.Storage.Driver = v; return nil }},
+	{"MQIM_POSTGRES_URL", func(c *Config, v string) error { c.Storage.PostgresURL = v; return nil }},
 	{"MQIM_SYNC_WRITES", func(c *Config, v string) error { return setBool(&c.Storage.SyncWrites, v) }},
 	{"MQIM_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"MQIM_PUBLIC_URL", func(c *Config, v string) error { c.Attach.PublicURL = v; return nil }},
@@ -264,6 +271,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want debug, info, warn or error", l.key, l.level))
 		}
 	}
+	switch c.Storage.Driver {
+	case "badger":
+	case "postgres":
+		if c.Storage.PostgresURL == "" {
+			errs = append(errs, errors.New("storage.postgres_url must be set with storage.driver postgres"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("storage.driver %q: want badger or postgres", c.Storage.Driver))
+	}
 	if c.App.SignTolerance < 0 {
 		errs = append(errs, errors.New("app.sign_tolerance must not be negative"))
 	}
@@ -304,7 +320,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("chat.recall_window and chat.edit_window must not be negative (0: any time)"))
 	}
 	errs = append(errs, c.MQTT.validate()...)
-	errs = append(errs, c.Cluster.validate()...)
+	errs = append(errs, c.Cluster.validate(c.Storage.Driver)...)
 	errs = append(errs, c.Push.validate()...)
 	errs = append(errs, c.Attach.validate()...)
 	return errors.Join(errs...)

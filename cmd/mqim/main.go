@@ -39,6 +39,9 @@ type Main struct {
 	// Out receives the one-time credentials banner (stdout).
 	Out io.Writer
 
+	// Store is the store storage.driver chose; DB is the same store when
+	// it is Badger (nil on PostgreSQL), for backups.
+	Store   chat.Store
 	DB      *storage.DB
 	Service *chat.Service
 	Auth    *chat.Authenticator
@@ -75,16 +78,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	mt := m.newMetrics()
-	db, err := storage.Open(storage.Options{
-		Dir:        filepath.Join(c.DataDir, "db"),
-		SyncWrites: c.Storage.SyncWrites,
-		Logger:     storageLogger(m.Log, c.Storage.LogLevel),
-		Metrics:    mt,
-	})
+	db, err := m.openStore(ctx, mt)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
-	m.DB = db
 
 	m.Auth = &chat.Authenticator{
 		AppID:     c.App.ID,
@@ -162,7 +159,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Log:            m.Log.With().Str("component", "rest").Logger(),
 		SocketIO:       m.SocketIO.Handler(),
 		Pages:          map[string]fs.FS{"/admin": admin.Files(), "/demo": demo.Files()},
-		Backup:         m.backup,
+		Backup:         m.backupFunc(),
 		Metrics:        mt,
 		Ready:          m.ready,
 		Version:        version,
@@ -203,10 +200,7 @@ func (m *Main) Close() error {
 	errs = append(errs, m.closeMQTT())
 	m.closeCluster()
 	m.closeAttachments()
-	if m.DB != nil {
-		errs = append(errs, m.DB.Close())
-		m.DB = nil
-	}
+	errs = append(errs, m.closeStore())
 	return errors.Join(errs...)
 }
 

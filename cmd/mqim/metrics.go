@@ -86,7 +86,7 @@ func (m *Main) ready(ctx context.Context) map[string]error {
 		}
 		return out
 	}
-	if db := m.DB; db == nil {
+	if db := m.Store; db == nil {
 		out["store"] = errors.New("store not open")
 	} else {
 		err := db.View(ctx, func(tx chat.Tx) error {

@@ -123,7 +123,7 @@ func (m *Main) startMQTT(_ context.Context) error {
 		BaseContext:           hctx,
 		Log:                   log,
 		MaxConnectionsPerUser: perUser,
-		Sessions:              m.DB,
+		Sessions:              m.sessionStore(),
 		Metrics:               m.metrics.m,
 	})
 	if err != nil {
