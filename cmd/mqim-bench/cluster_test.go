@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "natsd" {
 		if err := runNATSD(os.Args[2:]); err != nil {
-			os.Stderr.WriteString("natsd: " + err.Error() + "\n")
+			fmt.Fprintln(os.Stderr, "natsd:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
