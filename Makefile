@@ -11,7 +11,7 @@ PKGS     := ./...
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build web run test test-deps test-short vet fmt-check lint golangci-lint ci bench bench-cluster clean
+.PHONY: all build web run test test-deps test-short vet fmt-check lint golangci-lint ci bench clean
 
 all: build
 
@@ -81,6 +81,7 @@ bench:
 ## PostgreSQL + NATS, same load, alternating (about 10 minutes; needs the
 ## local PostgreSQL, see docs/scaleout.md); rewrites the figures in
 ## docs/scaleout.md
+.PHONY: bench-cluster
 bench-cluster:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mqim
 	CGO_ENABLED=0 $(GO) build -o bin/mqim-bench ./cmd/mqim-bench
