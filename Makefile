@@ -78,7 +78,7 @@ bench:
 	./scripts/bench.sh -rounds 3
 
 ## bench-cluster: one node on Badger, one on PostgreSQL and three on
-## PostgreSQL + NATS, same load, alternating (about 10 minutes; needs the
+## PostgreSQL + NATS, same load, alternating (about 5 minutes; needs the
 ## local PostgreSQL, see docs/scaleout.md); rewrites the figures in
 ## docs/scaleout.md
 .PHONY: bench-cluster
