@@ -77,5 +77,16 @@ ci: lint test
 bench:
 	./scripts/bench.sh -rounds 3
 
+## bench-cluster: one node on Badger, one on PostgreSQL and three on
+## PostgreSQL + NATS, same load, alternating (about 5 minutes; needs the
+## local PostgreSQL, see docs/scaleout.md); rewrites the figures in
+## docs/scaleout.md
+.PHONY: bench-cluster
+bench-cluster:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mqim
+	CGO_ENABLED=0 $(GO) build -o bin/mqim-bench ./cmd/mqim-bench
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	bin/mqim-bench cluster -rounds 2 -conns 5000 -connect-workers 4 -out docs/scaleout.md -json bin/bench-cluster.json
+
 clean:
 	rm -rf bin $(WEB_MQTTJS)

@@ -78,7 +78,12 @@ type Result struct {
 	ConnectTime time.Duration `json:"connect_time"`
 	Connected   int           `json:"connected"`
 	// Load1 is the machine's 1-minute load average as the run started.
-	Load1  float64  `json:"load1"`
+	Load1 float64 `json:"load1"`
+	// Cluster mode: the store, the number of mqim nodes, and what the
+	// Meter measured over the send phase.
+	Store  string   `json:"store,omitempty"`
+	Nodes  int      `json:"nodes,omitempty"`
+	Shared *Shared  `json:"shared,omitempty"`
 	Errors []string `json:"errors,omitempty"`
 }
 
@@ -203,6 +208,53 @@ type Runner struct {
 	// OnIdle, when set, is called while the conns scenario holds its
 	// connections, after the memory samples.
 	OnIdle func()
+	// Nodes, when set, are the mqim processes of a cluster (B is the first):
+	// client i connects to node i mod len(Nodes), REST calls go to B, and
+	// CPU time and memory are the sums over the nodes.
+	Nodes []*Broker
+	// Meter, when set, measures the parts of a deployment outside the
+	// broker processes (NATS, PostgreSQL) over the send phase.
+	Meter Meter
+}
+
+// Meter measures a deployment's shared parts: Begin as the send phase
+// starts, End once every message was delivered (it fills in res).
+type Meter interface {
+	Begin()
+	End(res *Result)
+}
+
+// nodes returns the broker processes under test.
+func (r *Runner) nodes() []*Broker {
+	if len(r.Nodes) > 0 {
+		return r.Nodes
+	}
+	return []*Broker{r.B}
+}
+
+// nodeOf returns the broker client cl connects to.
+func (r *Runner) nodeOf(cl *client) *Broker {
+	ns := r.nodes()
+	return ns[cl.idx%len(ns)]
+}
+
+// cpuTime returns the CPU time of every node so far.
+func (r *Runner) cpuTime() time.Duration {
+	var sum time.Duration
+	for _, b := range r.nodes() {
+		t, _ := CPUTime(b.Pid())
+		sum += t
+	}
+	return sum
+}
+
+// memory returns the sums of every node's RSS and peak RSS.
+func (r *Runner) memory() (rss, hwm int64) {
+	for _, b := range r.nodes() {
+		x, y, _ := Memory(b.Pid())
+		rss, hwm = rss+x, hwm+y
+	}
+	return rss, hwm
 }
 
 func (r *Runner) logf(format string, args ...any) {
@@ -215,7 +267,7 @@ func (r *Runner) logf(format string, args ...any) {
 // to extra topics.
 func (r *Runner) connect(cl *client, extra ...string) error {
 	o := paho.NewClientOptions().
-		AddBroker("tcp://" + r.B.Addr).
+		AddBroker("tcp://" + r.nodeOf(cl).Addr).
 		SetClientID("bench-" + cl.user).
 		SetUsername(cl.user).
 		SetCleanSession(true).
@@ -422,8 +474,10 @@ func (r *Runner) runMessages(ctx context.Context, p Params) (*Result, error) {
 	if r.OnSendStart != nil {
 		r.OnSendStart()
 	}
-	pid := r.B.Pid()
-	cpu0, _ := CPUTime(pid)
+	cpu0 := r.cpuTime()
+	if r.Meter != nil {
+		r.Meter.Begin()
+	}
 	t0 := time.Since(epoch)
 	stop := time.Now().Add(p.Duration)
 	perSender := p.Rate / float64(len(routes))
@@ -466,8 +520,11 @@ func (r *Runner) runMessages(ctx context.Context, p Params) (*Result, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cpu1, _ := CPUTime(pid)
-	_, res.PeakRSS, _ = Memory(pid)
+	cpu1 := r.cpuTime()
+	_, res.PeakRSS = r.memory()
+	if r.Meter != nil {
+		r.Meter.End(res)
+	}
 
 	var all Hist
 	var lastRcv time.Duration
@@ -570,10 +627,9 @@ const settleTime = 5 * time.Second
 // inbox) and measures the broker's memory per connection.
 func (r *Runner) runConns(_ context.Context, p Params) (*Result, error) {
 	res := &Result{Broker: r.B.Spec.Kind, Params: p}
-	pid := r.B.Pid()
 	time.Sleep(500 * time.Millisecond)
-	res.RSSBefore, _, _ = Memory(pid)
-	cpu0, _ := CPUTime(pid)
+	res.RSSBefore, _ = r.memory()
+	cpu0 := r.cpuTime()
 	clients := newClients(p.Conns, "c")
 	start := time.Now()
 	n, err := r.connectAll(clients, p.ConnectWorkers, nil, 0)
@@ -586,15 +642,15 @@ func (r *Runner) runConns(_ context.Context, p Params) (*Result, error) {
 	// Let the broker settle, then take the largest of a few samples.
 	for i := 0; i < 10; i++ {
 		time.Sleep(300 * time.Millisecond)
-		rss, _, _ := Memory(pid)
+		rss, _ := r.memory()
 		res.RSSAfter = max(res.RSSAfter, rss)
 	}
 	// Then what the connections still hold once the broker has idled a
 	// while (a Go broker gives stack and heap back only after collections).
 	time.Sleep(settleTime)
-	res.RSSSettled, _, _ = Memory(pid)
-	cpu1, _ := CPUTime(pid)
-	_, res.PeakRSS, _ = Memory(pid)
+	res.RSSSettled, _ = r.memory()
+	cpu1 := r.cpuTime()
+	_, res.PeakRSS = r.memory()
 	if r.OnIdle != nil {
 		r.OnIdle()
 	}

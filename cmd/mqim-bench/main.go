@@ -27,6 +27,15 @@
 //
 //	mqim-bench suite -out docs/benchmarks.md          # the full comparison
 //	mqim-bench run -broker mqim -scenario friend      # one run
+//	mqim-bench run -store postgres -nodes 3           # mqim as three nodes
+//	mqim-bench cluster -out docs/scaleout.md          # Badger vs PostgreSQL vs three nodes
+//
+// With -store postgres the bench creates a fresh database on -postgres-url
+// (dropped after) and mqim runs on it; with -nodes N > 1 it also runs a NATS
+// server (a child process of this binary, `mqim-bench natsd`) and N nodes
+// sharing the database, clients spread round-robin over the nodes. CPU per
+// message is then the sum over the nodes, and the NATS server's and
+// PostgreSQL's shares are measured apart (docs/scaleout.md).
 package main
 
 import (
@@ -61,6 +70,13 @@ type Config struct {
 	ProfileSeconds       int
 	Procs                int
 	Scenario, BrokerKind string
+	// Cluster mode (mqim only): the store, the number of nodes, the
+	// PostgreSQL server the bench creates its database on.
+	Store       string
+	Nodes       int
+	PostgresURL string
+	// ConnectWorkers is how many clients connect at once.
+	ConnectWorkers int
 }
 
 func main() {
@@ -68,6 +84,13 @@ func main() {
 		usage()
 	}
 	cmd, args := os.Args[1], os.Args[2:]
+	if cmd == "natsd" {
+		if err := runNATSD(args); err != nil {
+			fmt.Fprintln(os.Stderr, "mqim-bench natsd:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var c Config
 	fs := flag.NewFlagSet("mqim-bench "+cmd, flag.ExitOnError)
 	fs.StringVar(&c.MQIMBin, "mqim", "bin/mqim", "mqim binary")
@@ -90,6 +113,10 @@ func main() {
 	fs.IntVar(&c.Procs, "procs", 0, "GOMAXPROCS of the load generator (0: Go's default)")
 	fs.StringVar(&c.Scenario, "scenario", ScenarioFriend, "run: friend, friend-sio, group or conns")
 	fs.StringVar(&c.BrokerKind, "broker", KindMQIM, "run: mqim, mosquitto or mochi")
+	fs.StringVar(&c.Store, "store", StoreBadger, "run: mqim's store, badger or postgres (a fresh database on -postgres-url, dropped after)")
+	fs.IntVar(&c.Nodes, "nodes", 1, "run: mqim nodes sharing the PostgreSQL database and a NATS server the bench starts; clients spread round-robin")
+	fs.StringVar(&c.PostgresURL, "postgres-url", DefaultPostgresURL, "PostgreSQL server (a role allowed to create databases) for -store postgres")
+	fs.IntVar(&c.ConnectWorkers, "connect-workers", 32, "clients connecting at once")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile here")
 	brokers := fs.String("brokers", "mosquitto,mochi,mqim", "suite: brokers to compare, in order")
 	_ = fs.Parse(args)
@@ -118,11 +145,14 @@ func main() {
 	switch cmd {
 	case "suite":
 		err = runSuite(ctx, &c, logf)
+	case "cluster":
+		err = runClusterSuite(ctx, &c, logf)
 	case "run":
 		var r *Result
 		r, err = runOne(ctx, &c, c.BrokerKind, c.params(c.Scenario, c.Rate), logf)
 		if r != nil {
 			printResult(os.Stdout, r)
+			printShared(os.Stdout, r)
 			if c.JSONOut != "" {
 				writeJSON(c.JSONOut, []*Result{r})
 			}
@@ -138,7 +168,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mqim-bench suite|run [flags]  (mqim-bench run -h for the flags)")
+	fmt.Fprintln(os.Stderr, "usage: mqim-bench suite|run|cluster [flags]  (mqim-bench run -h for the flags)")
 	os.Exit(2)
 }
 
@@ -176,7 +206,7 @@ func raiseFileLimit() {
 
 // params returns the Params of scenario from the command line.
 func (c *Config) params(scenario string, rate float64) Params {
-	p := Params{Scenario: scenario, InFlight: c.InFlight, Duration: c.Duration, Rate: rate, ConnectWorkers: 32}
+	p := Params{Scenario: scenario, InFlight: c.InFlight, Duration: c.Duration, Rate: rate, ConnectWorkers: c.ConnectWorkers}
 	switch scenario {
 	case ScenarioFriend, ScenarioFriendSIO:
 		p.Pairs = c.Pairs
@@ -213,6 +243,9 @@ func runOne(ctx context.Context, c *Config, kind string, p Params, logf func(str
 	spec, err := c.spec(kind, max(2*c.Conns, 10000))
 	if err != nil {
 		return nil, err
+	}
+	if c.Store == StorePostgres || c.Nodes > 1 {
+		return runDeployment(ctx, c, spec, p, logf)
 	}
 	profile := c.ProfileDir != "" && kind == KindMQIM
 	if profile {

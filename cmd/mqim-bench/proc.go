@@ -37,6 +37,16 @@ type BrokerSpec struct {
 	PprofAddr string
 	// SyncWrites is mqim's storage.sync_writes.
 	SyncWrites bool
+
+	// Cluster mode (mqim only, docs/scaleout.md): PostgresURL, when set,
+	// is storage.postgres_url with storage.driver postgres; NATSURL is
+	// cluster.nats_url and NodeID cluster.node_id. The nodes of one
+	// deployment share DataDir (credentials, attachments) and the app
+	// credentials AppID, Key, MasterKey; empty: a fresh directory and
+	// fresh credentials.
+	PostgresURL, NATSURL, NodeID string
+	DataDir                      string
+	AppID, Key, MasterKey        string
 }
 
 // Broker is a running broker child process.
@@ -92,6 +102,21 @@ func StartBroker(spec BrokerSpec, workDir string) (*Broker, error) {
 		}
 		b.HTTP = "http://" + httpAddr
 		b.AppID, b.Key = "benchapp", chat.RandomHex(15)
+		master := chat.RandomHex(15)
+		if spec.AppID != "" {
+			b.AppID, b.Key, master = spec.AppID, spec.Key, spec.MasterKey
+		}
+		dataDir := filepath.Join(dir, "data")
+		if spec.DataDir != "" {
+			dataDir = spec.DataDir
+		}
+		var extra string
+		if spec.PostgresURL != "" {
+			extra = fmt.Sprintf("  driver: postgres\n  postgres_url: %q\n", spec.PostgresURL)
+		}
+		if spec.NATSURL != "" {
+			extra += fmt.Sprintf("cluster:\n  nats_url: %q\n  node_id: %q\n", spec.NATSURL, spec.NodeID)
+		}
 		maxConns := spec.MaxConnections
 		if maxConns <= 0 {
 			maxConns = 10000
@@ -108,14 +133,14 @@ app:
   master_key: %q
 http:
   addr: %q
-storage:
-  sync_writes: %v
 mqtt:
   tcp_addr: %q
   ws_addr: ""
   max_connections: %d
   rate_limit: 0
-`, filepath.Join(dir, "data"), b.AppID, b.Key, chat.RandomHex(15), httpAddr, spec.SyncWrites, b.Addr, maxConns)
+storage:
+  sync_writes: %v
+%s`, dataDir, b.AppID, b.Key, master, httpAddr, b.Addr, maxConns, spec.SyncWrites, extra)
 		path := filepath.Join(dir, "mqim.yaml")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			return nil, err
