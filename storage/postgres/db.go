@@ -49,8 +49,12 @@ const (
 	defaultMaxConns          = 16
 
 	// updateAttempts bounds how often Update re-runs fn after a
-	// serialization failure or deadlock.
-	updateAttempts = 10
+	// serialization failure or deadlock. With retryPause's backoff the
+	// last attempt starts about 6 s after the first: a login storm of
+	// hundreds of new users (each a read that finds nothing then an
+	// insert, conflicting on the index pages their predicate locks
+	// cover) commits whole instead of refusing logins.
+	updateAttempts = 40
 
 	// migrationLock is the advisory lock key held while migrating, so
 	// that nodes starting together apply each migration once.
@@ -354,7 +358,24 @@ func (db *DB) retry(ctx context.Context, what string, once func() error) error {
 		if attempt == updateAttempts {
 			return fmt.Errorf("postgres: %s: gave up after %d attempts: %w", what, attempt, err)
 		}
-		time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond))))
+		if err := retryPause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// retryPause waits before attempt+1: a random pause up to an exponential
+// bound (1 ms, 2 ms, 4 ms, … capped at 200 ms), so that transactions that
+// conflicted do not meet again at once. It returns early with ctx's error.
+func retryPause(ctx context.Context, attempt int) error {
+	bound := min(time.Millisecond<<min(attempt-1, 16), 200*time.Millisecond)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(bound)) + 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

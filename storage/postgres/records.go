@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -227,7 +226,7 @@ func (db *DB) retryAppend(ctx context.Context, once func() error) error {
 		if !retryable(err) || attempt == updateAttempts {
 			return err
 		}
-		time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond))))
+		_ = retryPause(context.Background(), attempt) // the committer finishes what it queued
 	}
 }
 
