@@ -60,18 +60,20 @@ if [ -z "${MQIM_CLUSTER_POSTGRES_URL:-}" ]; then
 fi
 
 pids=()
+nats=
 stop() {
 	trap - INT TERM EXIT
 	say "stopping"
+	# The nodes first (they leave the cluster over NATS), then NATS.
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	if [ -n "$nats" ]; then kill -TERM "$nats" 2>/dev/null || true; wait "$nats" 2>/dev/null || true; fi
 	exit 0
 }
 trap stop INT TERM EXIT
 
 bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" >"$DATA/nats.log" 2>&1 &
 nats=$!
-pids+=("$nats")
 wait_port 127.0.0.1 "$NATS_PORT" "nats-server" "$nats" "$DATA/nats.log"
 
 start_node() {
@@ -92,8 +94,8 @@ say "three nodes up, data in $DATA, logs in $DATA/node{1,2,3}.log and $DATA/nats
 for n in 1 2 3; do
 	say "  node$n: REST http://$HOST:809$n  MQTT $HOST:189$n  MQTT over WebSocket ws://$HOST:819$n/mqtt"
 done
-say "  NATS nats://127.0.0.1:$NATS_PORT, PostgreSQL ${PG_URL%%\?*}"
+say "  NATS nats://127.0.0.1:$NATS_PORT, PostgreSQL $(printf %s "${PG_URL%%\?*}" | sed "s|//[^@]*@|//|")"
 say "app credentials: $DATA/credentials.json. Ctrl-C stops the cluster."
-wait -n "${pids[@]}" || true
+wait -n "$nats" "${pids[@]}" || true
 say "a process ended; see the logs"
 stop
