@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,11 +421,12 @@ func TestCluster_Harness(t *testing.T) {
 	if len(friends) != 30 {
 		t.Fatalf("alice has %d friends through the front, want 30: %s", len(friends), r.Body)
 	}
-	for i, h := range c.Hits() {
-		if h == 0 {
-			t.Fatalf("no REST call landed on node %d: %v", i, c.Hits())
-		}
-	}
+	// Each call is a new connection to a random node: calls keep landing
+	// on every node (30 calls miss one with probability 3·(2/3)^30).
+	testwait.Until(t, "REST calls on every node", 30*time.Second, func() bool {
+		expect(t, "friends list", f.do("GET", "/ctx/alice/friends", nil), 200)
+		return !slices.Contains(c.Hits(), 0)
+	})
 
 	c.Nodes[1].kill()
 	for i := range 10 {
