@@ -71,6 +71,11 @@ type proc struct {
 	Master  string
 	exited  chan struct{}
 	exitErr error
+	// cluster is set on the front of a test cluster (cluster_harness_test.go):
+	// stop, kill, waitLog and logText then act on every node, and REST
+	// calls go through client (one new connection per call).
+	cluster *testCluster
+	client  *http.Client
 }
 
 // startMQIM runs the binary on free ports with data in dataDir and waits
@@ -90,8 +95,19 @@ func startMQIMConfig(t testing.TB, dataDir, yaml string, extraEnv ...string) *pr
 	return startMQIMArgs(t, dataDir, []string{"--config", path}, extraEnv...)
 }
 
-// startMQIMArgs is startMQIM with command-line arguments.
+// startMQIMArgs is startMQIM with command-line arguments. With
+// MQIM_TEST_CLUSTER=n set it starts a cluster of n nodes on PostgreSQL
+// and NATS instead and returns its front (cluster_harness_test.go).
 func startMQIMArgs(t testing.TB, dataDir string, args []string, extraEnv ...string) *proc {
+	t.Helper()
+	if n := clusterSize(); n > 0 {
+		return startClusterFront(t, n, dataDir, args, extraEnv...)
+	}
+	return startProc(t, dataDir, args, extraEnv...)
+}
+
+// startProc runs one mqim process (startMQIMArgs outside cluster mode).
+func startProc(t testing.TB, dataDir string, args []string, extraEnv ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(),
@@ -168,6 +184,17 @@ func (p *proc) readLogs(r io.Reader, ready chan struct{}) {
 // timing assertion).
 func (p *proc) waitLog(t testing.TB, what string, match func(map[string]any) bool) {
 	t.Helper()
+	if p.cluster != nil {
+		testwait.Until(t, "log line "+what+" on a node", 30*time.Second, func() bool {
+			for _, n := range p.cluster.nodes() {
+				if n.hasLog(match) {
+					return true
+				}
+			}
+			return false
+		})
+		return
+	}
 	testwait.Until(t, "log line "+what, 30*time.Second, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -180,7 +207,39 @@ func (p *proc) waitLog(t testing.TB, what string, match func(map[string]any) boo
 	})
 }
 
+// allLogs returns a copy of the log lines (of every node on a cluster's
+// front).
+func (p *proc) allLogs() []map[string]any {
+	if p.cluster != nil {
+		var all []map[string]any
+		for _, n := range p.cluster.nodes() {
+			if n != nil {
+				all = append(all, n.allLogs()...)
+			}
+		}
+		return all
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]map[string]any(nil), p.logs...)
+}
+
+// hasLog reports whether a log line matches.
+func (p *proc) hasLog(match func(map[string]any) bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		if match(l) {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *proc) logText() string {
+	if p.cluster != nil {
+		return p.cluster.logText()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var b strings.Builder
@@ -195,6 +254,10 @@ func (p *proc) logText() string {
 // stop sends SIGTERM and waits for a clean exit.
 func (p *proc) stop() {
 	p.t.Helper()
+	if p.cluster != nil {
+		p.cluster.stop()
+		return
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -206,7 +269,34 @@ func (p *proc) stop() {
 	}
 }
 
+// signal sends sig to the process (to every node on a cluster's front,
+// whose exited channel then closes once they all ended).
+func (p *proc) signal(sig os.Signal) {
+	if p.cluster != nil {
+		nodes := p.cluster.nodes()
+		for _, n := range nodes {
+			if n != nil {
+				_ = n.cmd.Process.Signal(sig)
+			}
+		}
+		go func() {
+			for _, n := range nodes {
+				if n != nil {
+					<-n.exited
+				}
+			}
+			p.cluster.closeFront()
+		}()
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+}
+
 func (p *proc) kill() {
+	if p.cluster != nil {
+		p.cluster.kill()
+		return
+	}
 	select {
 	case <-p.exited:
 	default:
@@ -271,7 +361,11 @@ func (p *proc) doWith(method, path string, body any, headers map[string]string) 
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if p.client != nil {
+		client = p.client
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		p.t.Fatalf("%s %s: %v", method, path, err)
 	}
