@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +96,8 @@ type Node struct {
 	byToken  map[string]*interest
 	// opened is when each local session opened (unix ns), for takeover.
 	opened map[string]int64
+	// changed: the membership keys invalidated since the last barrier.
+	changed []string
 }
 
 type remoteSessions struct {
@@ -367,13 +370,25 @@ func (n *Node) handle(m *nats.Msg) {
 		}
 	case subj == "ctl.inval":
 		n.svc.InvalidateMembership(string(m.Data))
+		n.forgetMembership(string(m.Data))
+		n.mu.Lock()
+		n.changed = append(n.changed, string(m.Data))
+		n.mu.Unlock()
 		n.reply(m, ack{Node: n.opts.NodeID})
 	case subj == "ctl.flush":
 		n.svc.SetMembershipCache(false)
 		n.svc.SetMembershipCache(true)
 	case subj == "ctl.barrier":
 		// Everything received before this has been handed to the local
-		// Publisher.
+		// Publisher: what arrives from now on was sent after the
+		// membership changes, so their gap state starts afresh.
+		n.mu.Lock()
+		changed := n.changed
+		n.changed = nil
+		n.mu.Unlock()
+		for _, key := range changed {
+			n.forgetMembership(key)
+		}
 		n.reply(m, ack{Node: n.opts.NodeID})
 	}
 }
@@ -441,6 +456,31 @@ func (n *Node) gather(subject string, data []byte, timeout time.Duration) (map[s
 	}
 }
 
+// forgetMembership drops every local identity's gap state (the last seq
+// delivered) of the group conversation of a membership key. A member
+// removed and added again would otherwise have the records said while it
+// was out filled in at the first message after its return (docs/scaleout.md,
+// Seq gaps); its next message sets the state afresh. Friend conversations
+// need nothing: nobody speaks in one while it is not a friendship.
+func (n *Node) forgetMembership(key string) {
+	gid, ok := strings.CutPrefix(key, "g:")
+	if !ok {
+		return
+	}
+	conv := strconv.Itoa(chat.TypeGroup) + ":" + gid
+	n.mu.Lock()
+	ins := make([]*interest, 0, len(n.interest))
+	for _, in := range n.interest {
+		ins = append(ins, in)
+	}
+	n.mu.Unlock()
+	for _, in := range ins {
+		in.mu.Lock()
+		delete(in.convs, conv)
+		in.mu.Unlock()
+	}
+}
+
 // membershipChanged is chat.Service.MembershipChanged: every live node
 // drops its cached membership of key after waiting for its senders, then
 // passes a barrier, so that what its senders handed to the bus before has
@@ -469,6 +509,7 @@ func (n *Node) membershipChanged(_ context.Context, key string) error {
 			return chat.Errorf(chat.CodeDatabase, "the membership change is stored but not every node confirmed it: %v", err)
 		}
 	}
+	n.forgetMembership(key)
 	return nil
 }
 
