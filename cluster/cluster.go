@@ -113,6 +113,11 @@ type interest struct {
 	sub    *nats.Subscription
 	linger *time.Timer
 
+	// created is when the interest began (the identity's first local
+	// session after none): the first events of its conversations then
+	// fill what was stored since (see deliver).
+	created time.Time
+
 	mu    sync.Mutex
 	convs map[string]*convSeq
 }
@@ -124,6 +129,9 @@ type convSeq struct {
 	// holes are seqs below last that a gap fill did not find in the store
 	// (not committed yet when it read): they are delivered if they come.
 	holes map[uint64]struct{}
+	// reset: a membership change of the conversation; the next event
+	// starts afresh, filling nothing (forgetMembership).
+	reset bool
 }
 
 // Join connects to NATS and starts the node. The node is not wired yet:
@@ -476,7 +484,9 @@ func (n *Node) forgetMembership(key string) {
 	n.mu.Unlock()
 	for _, in := range ins {
 		in.mu.Lock()
-		delete(in.convs, conv)
+		if _, ok := in.convs[conv]; ok || time.Since(in.created) < n.opts.LivenessTTL {
+			in.convs[conv] = &convSeq{reset: true}
+		}
 		in.mu.Unlock()
 	}
 }
@@ -747,7 +757,7 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	in := n.interest[id]
 	switch {
 	case local > 0 && in == nil:
-		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}}
+		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}, created: time.Now()}
 		sub, err := n.nc.ChanSubscribe(n.inboxSubject(in.token), n.in)
 		if err != nil {
 			n.log.Warn().Err(err).Str("user", id.String()).Msg("cluster: inbox subscription failed")

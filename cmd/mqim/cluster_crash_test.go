@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -194,6 +195,8 @@ type crashReceiver struct {
 	c                        paho.Client
 	lost                     chan struct{}
 	connected                bool
+	trace                    []string          // logins, catch-ups and live gaps, for a failure
+	lastLive                 map[string]uint64 // "conn/conv" -> last live seq
 }
 
 // convKey names a message event's conversation from the receiver's side.
@@ -215,6 +218,11 @@ func (r *crashReceiver) onMessage(conn int) paho.MessageHandler {
 		defer r.mu.Unlock()
 		r.liveN++
 		r.live[fmt.Sprintf("%d/%s/%d", conn, k, e.Seq)]++
+		ck := fmt.Sprintf("%d/%s", conn, k)
+		if prev := r.lastLive[ck]; prev == 0 || e.Seq != prev+1 {
+			r.trace = append(r.trace, fmt.Sprintf("conn %d %s: live %d after live %d", conn, k, e.Seq, prev))
+		}
+		r.lastLive[ck] = e.Seq
 		r.hold(k, e.Seq, e.Content.Body, false)
 	}
 }
@@ -249,6 +257,9 @@ func (r *crashReceiver) connect(cl *crashNodes, slot int) error {
 		}
 	}
 	r.mu.Lock()
+	// The catch-up starts from what the client held before this login:
+	// live messages may raise it before the catch-up runs.
+	before := maps.Clone(r.held)
 	r.conn++
 	conn := r.conn
 	lost := make(chan struct{})
@@ -273,7 +284,7 @@ func (r *crashReceiver) connect(cl *crashNodes, slot int) error {
 	r.c, r.slot = c, slot
 	r.mu.Unlock()
 	if conn > 1 {
-		if err := r.catchUp(p); err != nil {
+		if err := r.catchUp(p, before); err != nil {
 			return err
 		}
 	}
@@ -284,16 +295,19 @@ func (r *crashReceiver) connect(cl *crashNodes, slot int) error {
 }
 
 // catchUp reads each conversation's records after the greatest seq held.
-func (r *crashReceiver) catchUp(p *proc) error {
+func (r *crashReceiver) catchUp(p *proc, before map[string]uint64) error {
 	for conv, path := range r.convs {
-		r.mu.Lock()
-		after := r.held[conv]
-		r.mu.Unlock()
+		after := before[conv]
 		recs, err := readAfter(p, path, after)
 		if err != nil {
 			return fmt.Errorf("%s: catch up %s: %v", r.uid, path, err)
 		}
 		r.mu.Lock()
+		top := after
+		if len(recs) > 0 {
+			top = recs[len(recs)-1].Seq
+		}
+		r.trace = append(r.trace, fmt.Sprintf("conn %d %s: caught up %d..%d", r.conn, conv, after, top))
 		for _, rec := range recs {
 			r.hold(conv, rec.Seq, rec.Content.Body, true)
 		}
@@ -346,7 +360,7 @@ func TestCluster_CrashSafety(t *testing.T) {
 	var senders []*crashSender
 	newReceiver := func(uid string, slot int) *crashReceiver {
 		r := &crashReceiver{uid: uid, convs: map[string]string{}, slot: slot, live: map[string]int{},
-			held: map[string]uint64{}, seen: map[string]bool{}, bodies: map[string]bool{}}
+			held: map[string]uint64{}, lastLive: map[string]uint64{}, seen: map[string]bool{}, bodies: map[string]bool{}}
 		receivers = append(receivers, r)
 		return r
 	}
@@ -602,14 +616,18 @@ func TestCluster_CrashSafety(t *testing.T) {
 		}
 		return out
 	}
-	testwait.Until(t, "every acknowledged message received", 30*time.Second, func() bool {
+	// Not testwait.Until: what is missing is reported below.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		all := true
 		for _, r := range receivers {
 			if len(missing(r)) > 0 {
-				return false
+				all = false
 			}
 		}
-		return true
-	})
+		if all {
+			break
+		}
+	}
 
 	// The store: every conversation gap-free, every acknowledged message
 	// once, nothing that was never sent.
@@ -672,7 +690,17 @@ func TestCluster_CrashSafety(t *testing.T) {
 	for _, r := range receivers {
 		if m := missing(r); len(m) > 0 {
 			slices.Sort(m)
-			t.Errorf("%s: %d acknowledged messages never received, e.g. %v", r.uid, len(m), m[:min(5, len(m))])
+			t.Errorf("%s (%d logins): %d acknowledged messages never received, e.g. %v", r.uid, r.conn, len(m), m[:min(5, len(m))])
+			for conv := range r.convs {
+				for _, rec := range byConv[conv] {
+					if slices.Contains(m, rec.Content.Body) {
+						t.Logf("%s: %s is %s seq %d", r.uid, rec.Content.Body, conv, rec.Seq)
+					}
+				}
+			}
+			r.mu.Lock()
+			t.Logf("%s trace:\n%s", r.uid, strings.Join(r.trace, "\n"))
+			r.mu.Unlock()
 		}
 		r.mu.Lock()
 		for k, n := range r.live {
