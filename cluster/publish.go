@@ -27,7 +27,7 @@ type publisher Node
 // Publish implements chat.Publisher.
 func (p *publisher) Publish(to chat.Identity, event string, payload []byte, exceptSession string) {
 	n := (*Node)(p)
-	n.deliver(to, event, payload, exceptSession)
+	n.deliver(to, event, payload, exceptSession, false)
 	n.toBus(to, event, payload, exceptSession, "")
 }
 
@@ -78,7 +78,7 @@ func (n *Node) inbound(token string, m *nats.Msg) {
 		n.local.PublishSession(s, in.id, event, m.Data)
 		return
 	}
-	n.deliver(in.id, event, m.Data, m.Header.Get(hdrExcept))
+	n.deliver(in.id, event, m.Data, m.Header.Get(hdrExcept), true)
 }
 
 // deliver hands an event to the local sessions of to. A message or
@@ -86,7 +86,7 @@ func (n *Node) inbound(token string, m *nats.Msg) {
 // at or below the last seq delivered for that conversation is a duplicate
 // (dropped); one past the next expected first delivers the records in
 // between, read from the store (at most MaxGapFill).
-func (n *Node) deliver(to chat.Identity, event string, payload []byte, except string) {
+func (n *Node) deliver(to chat.Identity, event string, payload []byte, except string, remote bool) {
 	if event != chat.EventMessage && event != chat.EventYourself {
 		n.local.Publish(to, event, payload, except)
 		return
@@ -108,18 +108,19 @@ func (n *Node) deliver(to chat.Identity, event string, payload []byte, except st
 	cs := in.convs[c.key]
 	switch {
 	case cs == nil || cs.reset:
-		fresh := cs == nil && time.Since(in.created) < n.opts.LivenessTTL
+		fresh := remote && cs == nil && time.Since(in.created) < n.opts.LivenessTTL
 		cs = &convSeq{}
 		in.convs[c.key] = cs
 		if fresh && c.seq > 1 {
-			// The first event of a conversation on a session that logged
-			// in moments ago: a record committed between the client's
-			// catch-up read and the other nodes hearing of the login was
-			// sent nowhere. Fill the records stored since the login (with
-			// a second for the nodes' clocks); the client drops by seq what
-			// its catch-up already gave it.
+			// The first event of a conversation from another node, on a
+			// session that logged in moments ago: a record committed
+			// between the client's catch-up read and the other nodes
+			// hearing of the login was sent nowhere. Fill the records
+			// stamped since the login (by the storing node's clock: keep
+			// the nodes on NTP); the client drops by seq what its catch-up
+			// already gave it.
 			cs.last = c.seq - 1 - min(c.seq-1, MaxGapFill)
-			n.fillSince(to, c, cs, in.created.Add(-time.Second).UnixMilli())
+			n.fillSince(to, c, cs, in.created.UnixMilli())
 		}
 		cs.last = c.seq
 	case c.seq <= cs.last:
