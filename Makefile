@@ -11,7 +11,7 @@ PKGS     := ./...
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-.PHONY: all build web run test test-deps test-short vet fmt-check lint golangci-lint ci bench clean
+.PHONY: all build web run cluster test test-cluster test-deps test-short vet fmt-check lint golangci-lint ci bench clean
 
 all: build
 
@@ -35,9 +35,23 @@ web:
 run: build
 	./$(BIN) $(if $(CONFIG),--config $(CONFIG))
 
-## test: the whole suite, with the race detector
+## cluster: three nodes on one machine (scripts/cluster.sh; docs/scaleout.md,
+## "Running a cluster"): local PostgreSQL, a NATS server, data in
+## ./data-cluster; Ctrl-C stops them all
+cluster: build
+	./scripts/cluster.sh
+
+## test: the whole suite, with the race detector, then the end-to-end suites
+## of cmd/mqim again on a three-node cluster (test-cluster)
 test: test-deps
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) test-cluster
+
+## test-cluster: cmd/mqim's REST and MQTT end-to-end suites against three
+## nodes on PostgreSQL and NATS, each connection on a random node
+## (MQIM_TEST_CLUSTER; needs PostgreSQL, see storage/postgres/pgtest)
+test-cluster: test-deps
+	MQIM_TEST_CLUSTER=3 $(GO) test -race -count=1 -timeout 30m ./cmd/mqim
 
 # MQTT.js for the browser-client end-to-end test (npm ships with Node), and
 # for the demo page the browser test opens.

@@ -76,6 +76,7 @@ func history(t *testing.T, p *proc, uid, fid string, hdr map[string]string) map[
 // server from it on which the same keys and tokens work; and that restore
 // refuses a non-empty data directory and a damaged file.
 func TestBackup_RoundTripUnderWriteLoad(t *testing.T) {
+	singleNodeOnly(t, "backup and restore of the Badger store")
 	dir := t.TempDir()
 	// No rate limit: the writers send as fast as PUBACKs come.
 	p := startMQIMConfig(t, dir, "mqtt:\n  rate_limit: 0\n")
@@ -228,6 +229,7 @@ func TestBackup_RoundTripUnderWriteLoad(t *testing.T) {
 // Ensure `mqim backup` with no server running opens the data directory
 // itself, and that its file restores to the same store.
 func TestBackup_OfflineDataDir(t *testing.T) {
+	singleNodeOnly(t, "backup of an offline Badger data dir")
 	dir := t.TempDir()
 	p := startMQIM(t, dir)
 	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
@@ -259,6 +261,7 @@ func TestBackup_OfflineDataDir(t *testing.T) {
 // Ensure `mqim backup` reports a server that refuses it, and a wrong URL,
 // without leaving a file.
 func TestBackup_Failures(t *testing.T) {
+	singleNodeOnly(t, "backup of the Badger store")
 	dir := t.TempDir()
 	p := startMQIM(t, dir)
 	file := filepath.Join(t.TempDir(), "x.backup")

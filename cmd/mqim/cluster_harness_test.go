@@ -42,6 +42,13 @@ func singleNodeOnly(t testing.TB, why string) {
 	}
 }
 
+// persistentSessionOneNode is why the persistent-session tests run on one
+// node only: in a cluster an offline persistent MQTT session stays on the
+// node that held it, which queues only the events published through
+// itself; on another node the client catches up with after=<seq>
+// (docs/scaleout.md, "Client-id takeover").
+const persistentSessionOneNode = "an offline persistent MQTT session stays on its node and queues only that node's events (docs/scaleout.md, Client-id takeover)"
+
 // testCluster is n mqim nodes on one database, one NATS server, one data dir.
 type testCluster struct {
 	t       testing.TB
@@ -50,12 +57,18 @@ type testCluster struct {
 	NATSURL string
 	Dir     string // the shared data dir
 	args    []string
-	env     []string
+	env     []string // for every node
 
-	mu    sync.Mutex
-	Nodes []*proc // read through nodes() while proxies run
-	front *proc
-	hits  []int // connections the front sent to each node
+	// frontAddr holds the addresses the front must listen on, by
+	// variable (MQIM_HTTP_ADDR, MQIM_MQTT_ADDR, MQIM_WS_ADDR given to
+	// startNodes: a test restarting "on the same ports").
+	frontAddr map[string]string
+
+	mu        sync.Mutex
+	Nodes     []*proc // read through nodes() while proxies run
+	front     *proc
+	hits      []int // connections the front sent to each node
+	listeners []net.Listener
 }
 
 // Hits returns how many connections the front sent to each node.
@@ -95,8 +108,18 @@ func startNodesArgs(t testing.TB, n int, dataDir string, args []string, extraEnv
 		t.Fatal("nats server not ready")
 	}
 	t.Cleanup(ns.Shutdown)
-	c := &testCluster{t: t, DB: url.(string), NATS: ns, NATSURL: ns.ClientURL(), Dir: dataDir, args: args, env: extraEnv,
-		Nodes: make([]*proc, n), hits: make([]int, n)}
+	c := &testCluster{t: t, DB: url.(string), NATS: ns, NATSURL: ns.ClientURL(), Dir: dataDir, args: args,
+		frontAddr: map[string]string{}, Nodes: make([]*proc, n), hits: make([]int, n)}
+	// The listen addresses are the front's: the nodes keep port 0.
+	for _, kv := range extraEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "MQIM_HTTP_ADDR", "MQIM_MQTT_ADDR", "MQIM_WS_ADDR":
+			c.frontAddr[k] = v
+		default:
+			c.env = append(c.env, kv)
+		}
+	}
 	c.Nodes[0] = c.startNode(t, 0)
 	var wg sync.WaitGroup
 	fails := make([]string, n)
@@ -209,20 +232,25 @@ func (c *testCluster) Front() *proc {
 	f := &proc{t: c.t, stdout: n0.stdout, exited: make(chan struct{}), cluster: c,
 		AppID: n0.AppID, Key: n0.Key, Master: n0.Master,
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
-	f.HTTP = "http://" + c.proxy(func(p *proc) string { return strings.TrimPrefix(p.HTTP, "http://") })
-	f.MQTT = c.proxy(func(p *proc) string { return p.MQTT })
-	f.WS = c.proxy(func(p *proc) string { return p.WS })
+	f.HTTP = "http://" + c.proxy(c.frontAddr["MQIM_HTTP_ADDR"], func(p *proc) string { return strings.TrimPrefix(p.HTTP, "http://") })
+	f.MQTT = c.proxy(c.frontAddr["MQIM_MQTT_ADDR"], func(p *proc) string { return p.MQTT })
+	f.WS = c.proxy(c.frontAddr["MQIM_WS_ADDR"], func(p *proc) string { return p.WS })
 	c.front = f
 	return f
 }
 
-// proxy listens on 127.0.0.1:0 and sends each connection to addr of a
-// random live node (another one if a dial fails); it returns its address.
-func (c *testCluster) proxy(addr func(*proc) string) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// proxy listens on listen (127.0.0.1:0 if empty) and sends each
+// connection to addr of a random live node (another one if a dial fails);
+// it returns its address. It is called with c.mu held.
+func (c *testCluster) proxy(listen string, addr func(*proc) string) string {
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.listeners = append(c.listeners, l)
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
 	track := func(cn net.Conn, on bool) {
@@ -341,6 +369,10 @@ func (c *testCluster) kill() {
 func (c *testCluster) closeFront() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// The front's ports are free again, for a restart on the same ports.
+	for _, l := range c.listeners {
+		_ = l.Close()
+	}
 	if c.front != nil {
 		select {
 		case <-c.front.exited:

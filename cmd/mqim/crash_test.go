@@ -48,6 +48,7 @@ func crashKills() int {
 // and some in doubt. MQIM_CRASH_SYNC=true runs the server with
 // storage.sync_writes on.
 func TestMain_CrashSafety(t *testing.T) {
+	singleNodeOnly(t, "SIGKILL and restart of one process on one Badger data dir")
 	dir := t.TempDir()
 	kills := crashKills()
 	var env []string

@@ -207,6 +207,23 @@ func (p *proc) waitLog(t testing.TB, what string, match func(map[string]any) boo
 	})
 }
 
+// allLogs returns a copy of the log lines (of every node on a cluster's
+// front).
+func (p *proc) allLogs() []map[string]any {
+	if p.cluster != nil {
+		var all []map[string]any
+		for _, n := range p.cluster.nodes() {
+			if n != nil {
+				all = append(all, n.allLogs()...)
+			}
+		}
+		return all
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]map[string]any(nil), p.logs...)
+}
+
 // hasLog reports whether a log line matches.
 func (p *proc) hasLog(match func(map[string]any) bool) bool {
 	p.mu.Lock()
@@ -250,6 +267,29 @@ func (p *proc) stop() {
 	case <-time.After(30 * time.Second):
 		p.t.Fatalf("mqim did not stop within 30s after SIGTERM")
 	}
+}
+
+// signal sends sig to the process (to every node on a cluster's front,
+// whose exited channel then closes once they all ended).
+func (p *proc) signal(sig os.Signal) {
+	if p.cluster != nil {
+		nodes := p.cluster.nodes()
+		for _, n := range nodes {
+			if n != nil {
+				_ = n.cmd.Process.Signal(sig)
+			}
+		}
+		go func() {
+			for _, n := range nodes {
+				if n != nil {
+					<-n.exited
+				}
+			}
+			p.cluster.closeFront()
+		}()
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
 }
 
 func (p *proc) kill() {

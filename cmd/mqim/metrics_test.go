@@ -89,6 +89,7 @@ func series(fams map[string]*dto.MetricFamily, prefix string) map[string]float64
 // id, /metrics without the master key is a MaxIM error, and /stats agrees
 // with /metrics.
 func TestMain_Metrics(t *testing.T) {
+	singleNodeOnly(t, "exact counters of one process's /metrics")
 	p := startMQIM(t, t.TempDir())
 	master := map[string]string{"X-ML-AppId": p.AppID, "X-ML-MasterKey": p.Master}
 	type httpKey struct {
@@ -352,6 +353,7 @@ func TestMain_Metrics(t *testing.T) {
 // Ensure metrics.addr serves /metrics without credentials on its own
 // listener, and only /metrics.
 func TestMain_MetricsAddr(t *testing.T) {
+	singleNodeOnly(t, "one process's metrics listener")
 	p := startMQIM(t, t.TempDir(), "MQIM_METRICS_ADDR=127.0.0.1:0")
 	var addr string
 	p.waitLog(t, "metrics listening", func(l map[string]any) bool {
@@ -444,6 +446,7 @@ func TestMain_ReadyChecks(t *testing.T) {
 // socket.io deliveries are the events the clients saw, and the
 // connections gauge returns to 0 when they close.
 func TestMain_MetricsSocketIO(t *testing.T) {
+	singleNodeOnly(t, "exact counters of one process's /metrics")
 	p := startMQIM(t, t.TempDir())
 	expect(t, "friends", p.do("POST", "/ctx/alice/friends/bob", nil), 201)
 	r := p.do("POST", "/groups", map[string]any{"owner": "alice", "members": []string{"bob"}})

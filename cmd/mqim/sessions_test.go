@@ -133,6 +133,7 @@ func sayToDave(t *testing.T, p *proc, first, n int) {
 // subscription succeeds on reconnect: without restart, across a SIGTERM
 // restart and across a SIGKILL restart of the binary (same data dir).
 func TestMain_PersistentSessionMosquitto(t *testing.T) {
+	singleNodeOnly(t, persistentSessionOneNode)
 	for _, tool := range []string{"mosquitto_sub", "stdbuf"} {
 		_, err := exec.LookPath(tool)
 		needTool(t, tool, "apt-get install mosquitto-clients coreutils", err != nil)
@@ -182,10 +183,8 @@ func TestMain_PersistentSessionMosquitto(t *testing.T) {
 // eventsSaved returns how many queued events the server reports written
 // (its debug log counts them).
 func eventsSaved(p *proc) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	n := 0
-	for _, l := range p.logs {
+	for _, l := range p.allLogs() {
 		if l["message"] == "persistent sessions saved" {
 			if v, ok := l["events_total"].(float64); ok {
 				n = max(n, int(v))
@@ -233,7 +232,7 @@ func TestMain_ShutdownDisconnectByVersion(t *testing.T) {
 	}
 	_, r3 := dial(4, "erin-v3")
 	_, r5 := dial(5, "erin-v5")
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.signal(syscall.SIGTERM)
 
 	var got3 []byte
 	for {

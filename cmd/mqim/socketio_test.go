@@ -71,7 +71,10 @@ func find(evs []sioEvent, who, event string) []map[string]any {
 func TestMain_SocketIO(t *testing.T) {
 	t.Run("websocket", func(t *testing.T) { testSocketIO(t, "websocket") })
 	// Older SDKs and the iOS client poll first.
-	t.Run("polling", func(t *testing.T) { testSocketIO(t, "polling") })
+	t.Run("polling", func(t *testing.T) {
+		singleNodeOnly(t, "socket.io long-polling needs a sticky balancer: every poll of a sid must reach the node that holds it (docs/scaleout.md)")
+		testSocketIO(t, "polling")
+	})
 }
 
 func testSocketIO(t *testing.T, transports string) {
@@ -269,6 +272,13 @@ func TestMain_SocketIOLimits(t *testing.T) {
 	}
 	if r := find(evs, "alice-mqtt-2", "refused"); len(r) != 1 || r[0]["value"] != float64(0x97) {
 		t.Fatalf("MQTT connection over the cap = %v, want CONNACK 0x97; all %s", r, dump(evs))
+	}
+	if clusterSize() > 0 {
+		// The cap held across nodes; the say rate limit is per node
+		// (docs/scaleout.md, "Limits per identity"): alice's two sessions
+		// may have two budgets.
+		t.Log("cluster: the per-node say rate limit is not checked")
+		return
 	}
 	if a := find(evs, "a1", "ack"); len(a) != 1 || a[0]["ack"] != float64(1) {
 		t.Fatalf("a1 acks = %v, want only 1", a)

@@ -289,9 +289,7 @@ func TestMain_AccountControl(t *testing.T) {
 
 // logged returns the first log line of p with message msg, or nil.
 func (p *proc) logged(msg string) map[string]any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.logs {
+	for _, l := range p.allLogs() {
 		if l["message"] == msg {
 			return l
 		}
