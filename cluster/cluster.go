@@ -768,6 +768,12 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	case local > 0 && in.linger != nil:
 		in.linger.Stop()
 		in.linger = nil
+		// A login after none: the client catches up on what came before
+		// it; the gap check starts afresh from the login (see deliver).
+		in.mu.Lock()
+		in.created = time.Now()
+		in.convs = map[string]*convSeq{}
+		in.mu.Unlock()
 	case local == 0 && in != nil && in.linger == nil:
 		in.linger = time.AfterFunc(n.opts.Linger, func() { n.unsubscribe(in) })
 	}

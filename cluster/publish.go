@@ -27,7 +27,7 @@ type publisher Node
 // Publish implements chat.Publisher.
 func (p *publisher) Publish(to chat.Identity, event string, payload []byte, exceptSession string) {
 	n := (*Node)(p)
-	n.deliver(to, event, payload, exceptSession, false)
+	n.deliver(to, event, payload, exceptSession)
 	n.toBus(to, event, payload, exceptSession, "")
 }
 
@@ -78,7 +78,7 @@ func (n *Node) inbound(token string, m *nats.Msg) {
 		n.local.PublishSession(s, in.id, event, m.Data)
 		return
 	}
-	n.deliver(in.id, event, m.Data, m.Header.Get(hdrExcept), true)
+	n.deliver(in.id, event, m.Data, m.Header.Get(hdrExcept))
 }
 
 // deliver hands an event to the local sessions of to. A message or
@@ -86,7 +86,7 @@ func (n *Node) inbound(token string, m *nats.Msg) {
 // at or below the last seq delivered for that conversation is a duplicate
 // (dropped); one past the next expected first delivers the records in
 // between, read from the store (at most MaxGapFill).
-func (n *Node) deliver(to chat.Identity, event string, payload []byte, except string, remote bool) {
+func (n *Node) deliver(to chat.Identity, event string, payload []byte, except string) {
 	if event != chat.EventMessage && event != chat.EventYourself {
 		n.local.Publish(to, event, payload, except)
 		return
@@ -108,19 +108,20 @@ func (n *Node) deliver(to chat.Identity, event string, payload []byte, except st
 	cs := in.convs[c.key]
 	switch {
 	case cs == nil || cs.reset:
-		fresh := remote && cs == nil && time.Since(in.created) < n.opts.LivenessTTL
+		fresh := cs == nil && time.Since(in.created) < n.opts.LivenessTTL
 		cs = &convSeq{}
 		in.convs[c.key] = cs
 		if fresh && c.seq > 1 {
-			// The first event of a conversation from another node, on a
-			// session that logged in moments ago: a record committed
-			// between the client's catch-up read and the other nodes
-			// hearing of the login was sent nowhere. Fill the records
-			// stamped since the login (by the storing node's clock: keep
+			// The first event of a conversation (local or not) on a
+			// session that logged in moments ago: a record committed on
+			// another node between the client's catch-up read and that
+			// node hearing of the login was sent nowhere. Fill the records
+			// stamped since FreshFillMargin before the login (a record is
+			// stamped before its commit; the storing node's clock: keep
 			// the nodes on NTP); the client drops by seq what its catch-up
 			// already gave it.
 			cs.last = c.seq - 1 - min(c.seq-1, MaxGapFill)
-			n.fillSince(to, c, cs, in.created.UnixMilli())
+			n.fillSince(to, c, cs, in.created.Add(-FreshFillMargin).UnixMilli())
 		}
 		cs.last = c.seq
 	case c.seq <= cs.last:
@@ -136,6 +137,12 @@ func (n *Node) deliver(to chat.Identity, event string, payload []byte, except st
 	}
 	n.local.Publish(to, event, payload, except)
 }
+
+// FreshFillMargin is how long before a login a record may be stamped and
+// still be filled by the first event of its conversation on the new
+// session (see deliver): it covers the time between stamping a message and
+// its commit, and the nodes' clock skew.
+const FreshFillMargin = time.Second
 
 // maxHoles bounds the holes remembered per conversation.
 const maxHoles = 64
