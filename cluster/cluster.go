@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +96,8 @@ type Node struct {
 	byToken  map[string]*interest
 	// opened is when each local session opened (unix ns), for takeover.
 	opened map[string]int64
+	// changed: the membership keys invalidated since the last barrier.
+	changed []string
 }
 
 type remoteSessions struct {
@@ -110,6 +113,11 @@ type interest struct {
 	sub    *nats.Subscription
 	linger *time.Timer
 
+	// created is when the interest began (the identity's first local
+	// session after none): the first events of its conversations then
+	// fill what was stored since (see deliver).
+	created time.Time
+
 	mu    sync.Mutex
 	convs map[string]*convSeq
 }
@@ -121,6 +129,9 @@ type convSeq struct {
 	// holes are seqs below last that a gap fill did not find in the store
 	// (not committed yet when it read): they are delivered if they come.
 	holes map[uint64]struct{}
+	// reset: a membership change of the conversation; the next event
+	// starts afresh, filling nothing (forgetMembership).
+	reset bool
 }
 
 // Join connects to NATS and starts the node. The node is not wired yet:
@@ -367,13 +378,25 @@ func (n *Node) handle(m *nats.Msg) {
 		}
 	case subj == "ctl.inval":
 		n.svc.InvalidateMembership(string(m.Data))
+		n.forgetMembership(string(m.Data))
+		n.mu.Lock()
+		n.changed = append(n.changed, string(m.Data))
+		n.mu.Unlock()
 		n.reply(m, ack{Node: n.opts.NodeID})
 	case subj == "ctl.flush":
 		n.svc.SetMembershipCache(false)
 		n.svc.SetMembershipCache(true)
 	case subj == "ctl.barrier":
 		// Everything received before this has been handed to the local
-		// Publisher.
+		// Publisher: what arrives from now on was sent after the
+		// membership changes, so their gap state starts afresh.
+		n.mu.Lock()
+		changed := n.changed
+		n.changed = nil
+		n.mu.Unlock()
+		for _, key := range changed {
+			n.forgetMembership(key)
+		}
 		n.reply(m, ack{Node: n.opts.NodeID})
 	}
 }
@@ -441,6 +464,33 @@ func (n *Node) gather(subject string, data []byte, timeout time.Duration) (map[s
 	}
 }
 
+// forgetMembership drops every local identity's gap state (the last seq
+// delivered) of the group conversation of a membership key. A member
+// removed and added again would otherwise have the records said while it
+// was out filled in at the first message after its return (docs/scaleout.md,
+// Seq gaps); its next message sets the state afresh. Friend conversations
+// need nothing: nobody speaks in one while it is not a friendship.
+func (n *Node) forgetMembership(key string) {
+	gid, ok := strings.CutPrefix(key, "g:")
+	if !ok {
+		return
+	}
+	conv := strconv.Itoa(chat.TypeGroup) + ":" + gid
+	n.mu.Lock()
+	ins := make([]*interest, 0, len(n.interest))
+	for _, in := range n.interest {
+		ins = append(ins, in)
+	}
+	n.mu.Unlock()
+	for _, in := range ins {
+		in.mu.Lock()
+		if _, ok := in.convs[conv]; ok || time.Since(in.created) < n.opts.LivenessTTL {
+			in.convs[conv] = &convSeq{reset: true}
+		}
+		in.mu.Unlock()
+	}
+}
+
 // membershipChanged is chat.Service.MembershipChanged: every live node
 // drops its cached membership of key after waiting for its senders, then
 // passes a barrier, so that what its senders handed to the bus before has
@@ -469,6 +519,7 @@ func (n *Node) membershipChanged(_ context.Context, key string) error {
 			return chat.Errorf(chat.CodeDatabase, "the membership change is stored but not every node confirmed it: %v", err)
 		}
 	}
+	n.forgetMembership(key)
 	return nil
 }
 
@@ -706,7 +757,7 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	in := n.interest[id]
 	switch {
 	case local > 0 && in == nil:
-		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}}
+		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}, created: time.Now()}
 		sub, err := n.nc.ChanSubscribe(n.inboxSubject(in.token), n.in)
 		if err != nil {
 			n.log.Warn().Err(err).Str("user", id.String()).Msg("cluster: inbox subscription failed")
@@ -717,6 +768,12 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	case local > 0 && in.linger != nil:
 		in.linger.Stop()
 		in.linger = nil
+		// A login after none: the client catches up on what came before
+		// it; the gap check starts afresh from the login (see deliver).
+		in.mu.Lock()
+		in.created = time.Now()
+		in.convs = map[string]*convSeq{}
+		in.mu.Unlock()
 	case local == 0 && in != nil && in.linger == nil:
 		in.linger = time.AfterFunc(n.opts.Linger, func() { n.unsubscribe(in) })
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -106,8 +107,23 @@ func (n *Node) deliver(to chat.Identity, event string, payload []byte, except st
 	defer in.mu.Unlock()
 	cs := in.convs[c.key]
 	switch {
-	case cs == nil:
-		in.convs[c.key] = &convSeq{last: c.seq}
+	case cs == nil || cs.reset:
+		fresh := cs == nil && time.Since(in.created) < n.opts.LivenessTTL
+		cs = &convSeq{}
+		in.convs[c.key] = cs
+		if fresh && c.seq > 1 {
+			// The first event of a conversation (local or not) on a
+			// session that logged in moments ago: a record committed on
+			// another node between the client's catch-up read and that
+			// node hearing of the login was sent nowhere. Fill the records
+			// stamped since FreshFillMargin before the login (a record is
+			// stamped before its commit; the storing node's clock: keep
+			// the nodes on NTP); the client drops by seq what its catch-up
+			// already gave it.
+			cs.last = c.seq - 1 - min(c.seq-1, MaxGapFill)
+			n.fillSince(to, c, cs, in.created.Add(-FreshFillMargin).UnixMilli())
+		}
+		cs.last = c.seq
 	case c.seq <= cs.last:
 		if _, ok := cs.holes[c.seq]; !ok {
 			return // delivered already
@@ -121,6 +137,12 @@ func (n *Node) deliver(to chat.Identity, event string, payload []byte, except st
 	}
 	n.local.Publish(to, event, payload, except)
 }
+
+// FreshFillMargin is how long before a login a record may be stamped and
+// still be filled by the first event of its conversation on the new
+// session (see deliver): it covers the time between stamping a message and
+// its commit, and the nodes' clock skew.
+const FreshFillMargin = time.Second
 
 // maxHoles bounds the holes remembered per conversation.
 const maxHoles = 64
@@ -164,7 +186,11 @@ func parseConvEvent(to chat.Identity, event string, payload []byte) (convEvent, 
 // The seqs it does not find are remembered as holes: a store whose commits
 // can become visible out of seq order shows them later, and their bus
 // event is then still delivered.
-func (n *Node) fill(to chat.Identity, c convEvent, cs *convSeq) {
+func (n *Node) fill(to chat.Identity, c convEvent, cs *convSeq) { n.fillSince(to, c, cs, 0) }
+
+// fillSince is fill for the records stamped at or after minTS (0: all);
+// with minTS it remembers no holes.
+func (n *Node) fillSince(to chat.Identity, c convEvent, cs *convSeq, minTS int64) {
 	last := cs.last
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.RequestTimeout)
 	defer cancel()
@@ -199,7 +225,7 @@ func (n *Node) fill(to chat.Identity, c convEvent, cs *convSeq) {
 	filled := 0
 	for _, r := range recs {
 		found[r.Seq] = true
-		if r.Seq <= last || r.Seq >= c.seq || r.Recalled || r.Speaker == to.ID {
+		if r.Seq <= last || r.Seq >= c.seq || r.Recalled || r.Speaker == to.ID || r.TS < minTS {
 			continue
 		}
 		from := chat.Peer{ID: r.Speaker, Type: c.typ}
@@ -210,7 +236,7 @@ func (n *Node) fill(to chat.Identity, c convEvent, cs *convSeq) {
 		n.local.Publish(to, chat.EventMessage, b, "")
 		filled++
 	}
-	for q := last + 1; q < upper && len(cs.holes) < maxHoles; q++ {
+	for q := last + 1; minTS == 0 && q < upper && len(cs.holes) < maxHoles; q++ {
 		if !found[q] {
 			if cs.holes == nil {
 				cs.holes = map[uint64]struct{}{}
