@@ -88,12 +88,16 @@ type Node struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	peers    map[string]time.Time                        // live nodes → last word
-	remote   map[string]map[chat.Identity]remoteSessions // node → its sessions
-	totals   map[chat.Identity]int                       // sum over remote
-	interest map[chat.Identity]*interest
-	byToken  map[string]*interest
+	mu     sync.Mutex
+	peers  map[string]time.Time                        // live nodes → last word
+	remote map[string]map[chat.Identity]remoteSessions // node → its sessions
+	totals map[chat.Identity]int                       // sum over remote
+	// held is the persistent MQTT sessions (connected or not) of each
+	// identity on this node (SetHeld); heldTotals sums them over remote.
+	held       map[chat.Identity]int
+	heldTotals map[chat.Identity]int
+	interest   map[chat.Identity]*interest
+	byToken    map[string]*interest
 	// opened is when each local session opened (unix ns), for takeover.
 	opened map[string]int64
 	// changed: the membership keys invalidated since the last barrier.
@@ -103,6 +107,7 @@ type Node struct {
 type remoteSessions struct {
 	N         int  `json:"c"`
 	NotifyAll bool `json:"a,omitempty"`
+	H         int  `json:"h,omitempty"` // persistent sessions held
 }
 
 // interest is this node's subscription to one identity's inbox subject,
@@ -156,18 +161,20 @@ func Join(ctx context.Context, o Options) (*Node, error) {
 		o.Linger = DefaultLinger
 	}
 	n := &Node{
-		opts:     o,
-		prefix:   "mqim." + subjectToken(o.App) + ".",
-		svc:      o.Service,
-		log:      o.Log,
-		in:       make(chan *nats.Msg, inboundQueue),
-		done:     make(chan struct{}),
-		peers:    map[string]time.Time{},
-		remote:   map[string]map[chat.Identity]remoteSessions{},
-		totals:   map[chat.Identity]int{},
-		interest: map[chat.Identity]*interest{},
-		byToken:  map[string]*interest{},
-		opened:   map[string]int64{},
+		opts:       o,
+		prefix:     "mqim." + subjectToken(o.App) + ".",
+		svc:        o.Service,
+		log:        o.Log,
+		in:         make(chan *nats.Msg, inboundQueue),
+		done:       make(chan struct{}),
+		peers:      map[string]time.Time{},
+		remote:     map[string]map[chat.Identity]remoteSessions{},
+		totals:     map[chat.Identity]int{},
+		held:       map[chat.Identity]int{},
+		heldTotals: map[chat.Identity]int{},
+		interest:   map[chat.Identity]*interest{},
+		byToken:    map[string]*interest{},
+		opened:     map[string]int64{},
 	}
 	nc, err := nats.Connect(o.URL,
 		nats.Name("mqim "+o.NodeID),
@@ -349,7 +356,7 @@ func (n *Node) handle(m *nats.Msg) {
 		var d presenceMsg
 		if json.Unmarshal(m.Data, &d) == nil && d.Node != n.opts.NodeID {
 			n.seen(d.Node)
-			n.setRemote(d.Node, d.identity(), remoteSessions{N: d.N, NotifyAll: d.NotifyAll})
+			n.setRemote(d.Node, d.identity(), remoteSessions{N: d.N, NotifyAll: d.NotifyAll, H: d.H})
 		}
 	case strings.HasSuffix(subj, ".snap"):
 		var s snapshotMsg
@@ -536,6 +543,9 @@ type (
 		ID        string    `json:"i"`
 		N         int       `json:"c"`
 		NotifyAll bool      `json:"a,omitempty"`
+		// H is the persistent sessions of the identity the node holds,
+		// connected or not: it queues their events while they are offline.
+		H int `json:"h,omitempty"`
 	}
 	snapshotMsg struct {
 		Node     string        `json:"n"`
@@ -591,7 +601,7 @@ func (n *Node) seen(node string) (isNew bool) {
 func (n *Node) sendSnapshot(node string, want bool) {
 	s := snapshotMsg{Node: n.opts.NodeID, Want: want, Sessions: []presenceMsg{}}
 	for _, id := range n.localIdentities() {
-		pm := presenceMsg{Kind: id.Kind, ID: id.ID, N: len(n.svc.Presence.Sessions(id))}
+		pm := presenceMsg{Kind: id.Kind, ID: id.ID, N: len(n.svc.Presence.Sessions(id)), H: n.heldCount(id)}
 		if id.Kind == chat.KindUser {
 			pm.NotifyAll = n.svc.Presence.NotifyAll(id.ID)
 		}
@@ -615,16 +625,13 @@ func (n *Node) applySnapshot(s snapshotMsg) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for id, r := range n.remote[s.Node] {
-		n.totals[id] -= r.N
-		if n.totals[id] <= 0 {
-			delete(n.totals, id)
-		}
+		n.addRemote(id, -r.N, -r.H)
 	}
 	m := make(map[chat.Identity]remoteSessions, len(s.Sessions))
 	for _, p := range s.Sessions {
-		if p.N > 0 {
-			m[p.identity()] = remoteSessions{N: p.N, NotifyAll: p.NotifyAll}
-			n.totals[p.identity()] += p.N
+		if p.N > 0 || p.H > 0 {
+			m[p.identity()] = remoteSessions{N: p.N, NotifyAll: p.NotifyAll, H: p.H}
+			n.addRemote(p.identity(), p.N, p.H)
 		}
 	}
 	n.remote[s.Node] = m
@@ -638,15 +645,22 @@ func (n *Node) setRemote(node string, id chat.Identity, r remoteSessions) {
 		m = map[chat.Identity]remoteSessions{}
 		n.remote[node] = m
 	}
-	n.totals[id] -= m[id].N
-	if r.N > 0 {
+	n.addRemote(id, -m[id].N, -m[id].H)
+	if r.N > 0 || r.H > 0 {
 		m[id] = r
-		n.totals[id] += r.N
+		n.addRemote(id, r.N, r.H)
 	} else {
 		delete(m, id)
 	}
-	if n.totals[id] <= 0 {
+}
+
+// addRemote adds to the sums over the other nodes; n.mu is held.
+func (n *Node) addRemote(id chat.Identity, sessions, held int) {
+	if n.totals[id] += sessions; n.totals[id] <= 0 {
 		delete(n.totals, id)
+	}
+	if n.heldTotals[id] += held; n.heldTotals[id] <= 0 {
+		delete(n.heldTotals, id)
 	}
 }
 
@@ -686,6 +700,13 @@ func (n *Node) forget(leaving string) {
 		}
 		delete(n.peers, p)
 		for id, r := range n.remote[p] {
+			n.heldTotals[id] -= r.H
+			if n.heldTotals[id] <= 0 {
+				delete(n.heldTotals, id)
+			}
+			if r.N == 0 {
+				continue
+			}
 			n.totals[id] -= r.N
 			if n.totals[id] <= 0 {
 				delete(n.totals, id)
@@ -754,30 +775,17 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	if id.Kind == chat.KindUser && local > 0 {
 		notifyAll = n.svc.Presence.NotifyAll(id.ID) // the latest session's
 	}
-	in := n.interest[id]
-	switch {
-	case local > 0 && in == nil:
-		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}, created: time.Now()}
-		sub, err := n.nc.ChanSubscribe(n.inboxSubject(in.token), n.in)
-		if err != nil {
-			n.log.Warn().Err(err).Str("user", id.String()).Msg("cluster: inbox subscription failed")
-		}
-		in.sub = sub
-		n.interest[id] = in
-		n.byToken[in.token] = in
-	case local > 0 && in.linger != nil:
-		in.linger.Stop()
-		in.linger = nil
-		// A login after none: the client catches up on what came before
-		// it; the gap check starts afresh from the login (see deliver).
+	// A login after none onto a subscription kept by the linger or by a
+	// held persistent session: the client catches up on what came before
+	// it, so the gap check starts afresh from the login (see deliver).
+	if in := n.interest[id]; open && local == 1 && in != nil {
 		in.mu.Lock()
 		in.created = time.Now()
 		in.convs = map[string]*convSeq{}
 		in.mu.Unlock()
-	case local == 0 && in != nil && in.linger == nil:
-		in.linger = time.AfterFunc(n.opts.Linger, func() { n.unsubscribe(in) })
 	}
-	n.publishJSON("presence", presenceMsg{Node: n.opts.NodeID, Kind: id.Kind, ID: id.ID, N: local, NotifyAll: notifyAll})
+	n.want(id, local > 0 || n.held[id] > 0)
+	n.publishJSON("presence", presenceMsg{Node: n.opts.NodeID, Kind: id.Kind, ID: id.ID, N: local, NotifyAll: notifyAll, H: n.held[id]})
 	at := time.Now().UnixNano()
 	if open {
 		n.opened[session] = at
@@ -788,6 +796,68 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	if open {
 		n.publishJSON("takeover", takeoverMsg{Node: n.opts.NodeID, Client: session, At: at})
 	}
+}
+
+// want subscribes to id's inbox subject, or unsubscribes Linger later;
+// n.mu is held.
+func (n *Node) want(id chat.Identity, wanted bool) {
+	in := n.interest[id]
+	switch {
+	case wanted && in == nil:
+		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}, created: time.Now()}
+		sub, err := n.nc.ChanSubscribe(n.inboxSubject(in.token), n.in)
+		if err != nil {
+			n.log.Warn().Err(err).Str("user", id.String()).Msg("cluster: inbox subscription failed")
+		}
+		in.sub = sub
+		n.interest[id] = in
+		n.byToken[in.token] = in
+	case wanted && in.linger != nil:
+		in.linger.Stop()
+		in.linger = nil
+	case !wanted && in != nil && in.linger == nil:
+		in.linger = time.AfterFunc(n.opts.Linger, func() { n.unsubscribe(in) })
+	}
+}
+
+// SetHeld sets the number of persistent MQTT sessions of id this node
+// holds, connected or not (hooks.Options.Held). While it is above 0 the
+// node keeps its interest in id (the inbox subscription, and its count in
+// the other nodes' decision to publish to the bus), so that events sent
+// through any node reach the queues of id's offline sessions here.
+func (n *Node) SetHeld(id chat.Identity, held int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if held == n.held[id] {
+		return
+	}
+	if held > 0 {
+		n.held[id] = held
+	} else {
+		delete(n.held, id)
+	}
+	local := len(n.svc.Presence.Sessions(id))
+	n.want(id, local > 0 || held > 0)
+	n.log.Debug().Str("user", id.String()).Int("held", held).Int("local", local).Msg("cluster: persistent sessions held")
+	pm := presenceMsg{Node: n.opts.NodeID, Kind: id.Kind, ID: id.ID, N: local, H: held}
+	if id.Kind == chat.KindUser && local > 0 {
+		pm.NotifyAll = n.svc.Presence.NotifyAll(id.ID)
+	}
+	n.publishJSON("presence", pm)
+}
+
+func (n *Node) heldCount(id chat.Identity) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.held[id]
+}
+
+// RemoteHeld is the number of persistent sessions of id that the other
+// live nodes hold, connected or not.
+func (n *Node) RemoteHeld(id chat.Identity) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.heldTotals[id]
 }
 
 func (n *Node) unsubscribe(in *interest) {

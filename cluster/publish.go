@@ -42,10 +42,14 @@ func (p *publisher) PublishSession(session string, to chat.Identity, event strin
 }
 
 // toBus publishes the event on to's inbox subject when another live node
-// holds a session of to (its presence table; see docs/scaleout.md for the
-// window right after a login on another node).
+// holds a session of to, connected or a persistent one offline (its
+// presence table; see docs/scaleout.md for the window right after a login
+// on another node).
 func (n *Node) toBus(to chat.Identity, event string, payload []byte, except, session string) {
-	if n.RemoteSessions(to) == 0 {
+	n.mu.Lock()
+	none := n.totals[to] == 0 && n.heldTotals[to] == 0
+	n.mu.Unlock()
+	if none {
 		return
 	}
 	m := nats.NewMsg(n.inboxSubject(inboxToken(to)))

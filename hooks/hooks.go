@@ -87,6 +87,11 @@ type Options struct {
 	// Sessions, when set, keeps persistent MQTT sessions and their queued
 	// events across restarts ([Sessions]).
 	Sessions chat.SessionStore
+	// Held, when set, is told the number of persistent sessions of an
+	// identity the broker holds (connected or not) each time it changes,
+	// in order (the cluster keeps its interest in the identity: see
+	// docs/scaleout.md). It must not call back into the hooks.
+	Held func(id chat.Identity, sessions int)
 	// Metrics, when set, counts logins, says and rate-limit refusals;
 	// nil counts nothing.
 	Metrics *metrics.Metrics
@@ -157,7 +162,7 @@ func Register(b *broker.Server, opts Options) error {
 		}
 	}
 	if opts.Sessions != nil {
-		h := &Sessions{reg: reg, srv: b.MQTT(), store: opts.Sessions, ctx: opts.BaseContext, log: opts.Log}
+		h := &Sessions{reg: reg, srv: b.MQTT(), store: opts.Sessions, ctx: opts.BaseContext, log: opts.Log, onHeld: opts.Held}
 		if err := b.AddHook(h, nil); err != nil {
 			return err
 		}

@@ -44,6 +44,8 @@ type Sessions struct {
 
 	mu     sync.Mutex
 	known  map[string]*storedSession // by client id: sessions the store holds
+	held   map[chat.Identity]int     // the known sessions per identity
+	onHeld func(chat.Identity, int)  // Options.Held
 	loaded []loadedSession           // from StoredClients until StoredInflightMessages
 
 	w sessionWriter
@@ -97,6 +99,7 @@ func (h *Sessions) Provides(b byte) bool {
 // Init implements mqtt.Hook.
 func (h *Sessions) Init(any) error {
 	h.known = map[string]*storedSession{}
+	h.held = map[chat.Identity]int{}
 	h.w.start(h.ctx, h.store, h.log)
 	return nil
 }
@@ -210,7 +213,7 @@ func (h *Sessions) StoredInflightMessages() ([]storage.Message, error) {
 		if n := len(ls.events); n > 0 {
 			next = ls.events[n-1].N + 1
 		}
-		h.known[ls.id] = &storedSession{cl: cl, offline: true, next: next}
+		h.keep(ls.id, &storedSession{cl: cl, offline: true, next: next})
 	}
 	h.loaded = nil
 	return nil, nil
@@ -227,12 +230,12 @@ func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	if sessionExpires(cl) {
 		if h.known[cl.ID] != nil {
-			delete(h.known, cl.ID)
+			h.keep(cl.ID, nil)
 			h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
 		}
 		return
 	}
-	h.known[cl.ID] = &storedSession{cl: cl}
+	h.keep(cl.ID, &storedSession{cl: cl})
 	h.w.add(h.putState(cl, 0))
 }
 
@@ -266,7 +269,7 @@ func (h *Sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	}
 	if expire { // e.g. an MQTT 5 DISCONNECT setting the session expiry to 0
 		if s := h.known[cl.ID]; s != nil && s.cl == cl {
-			delete(h.known, cl.ID)
+			h.keep(cl.ID, nil)
 			h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
 		}
 		return
@@ -277,7 +280,7 @@ func (h *Sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	for i, pk := range queue {
 		ops = append(ops, eventOp(cl.ID, uint64(i+1), pk))
 	}
-	h.known[cl.ID] = &storedSession{cl: cl, offline: true, next: uint64(len(queue) + 1)}
+	h.keep(cl.ID, &storedSession{cl: cl, offline: true, next: uint64(len(queue) + 1)})
 	h.w.add(ops...)
 }
 
@@ -315,7 +318,7 @@ func (h *Sessions) OnClientExpired(cl *mqtt.Client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s := h.known[cl.ID]; s != nil && s.cl == cl {
-		delete(h.known, cl.ID)
+		h.keep(cl.ID, nil)
 		h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
 	}
 }
@@ -327,9 +330,49 @@ func (h *Sessions) forget(cl *mqtt.Client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s := h.known[cl.ID]; s != nil && s.cl == cl {
-		delete(h.known, cl.ID)
+		h.keep(cl.ID, nil)
 	}
 	h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
+}
+
+// keep sets (nil: removes) the known session of a client id and keeps the
+// count per identity, reported to Options.Held on each change; h.mu is
+// held, so the reports are in order.
+func (h *Sessions) keep(clientID string, s *storedSession) {
+	old := h.known[clientID]
+	if s == nil {
+		delete(h.known, clientID)
+	} else {
+		h.known[clientID] = s
+	}
+	oldID, hadOld := sessionIdentity(old)
+	newID, hasNew := sessionIdentity(s)
+	if hadOld && hasNew && oldID == newID {
+		return // the same identity's session goes on: no change
+	}
+	if hadOld {
+		h.count(oldID, -1)
+	}
+	if hasNew {
+		h.count(newID, 1)
+	}
+}
+
+func sessionIdentity(s *storedSession) (chat.Identity, bool) {
+	if s == nil {
+		return chat.Identity{}, false
+	}
+	return broker.ParseUsername(string(s.cl.Properties.Username))
+}
+
+func (h *Sessions) count(id chat.Identity, d int) {
+	before := h.held[id]
+	if h.held[id] += d; h.held[id] <= 0 {
+		delete(h.held, id)
+	}
+	if h.onHeld != nil && h.held[id] != before {
+		h.onHeld(id, h.held[id])
+	}
 }
 
 // putState returns the op storing cl's state.

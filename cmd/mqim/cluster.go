@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/mqim/mqim/broker"
@@ -19,6 +20,44 @@ import (
 // docs/scaleout.md); it holds nil when the process is the whole server.
 type clusterPart struct {
 	node atomic.Pointer[cluster.Node]
+	held heldSessions
+}
+
+// heldSessions is the broker's count of persistent sessions per identity
+// (hooks.Options.Held), handed to the node once it joins: the broker
+// restores stored sessions before the node exists.
+type heldSessions struct {
+	mu   sync.Mutex
+	n    map[chat.Identity]int
+	node *cluster.Node
+}
+
+func (h *heldSessions) set(id chat.Identity, n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n == nil {
+		h.n = map[chat.Identity]int{}
+	}
+	if n > 0 {
+		h.n[id] = n
+	} else {
+		delete(h.n, id)
+	}
+	if h.node != nil {
+		h.node.SetHeld(id, n)
+	}
+}
+
+func (h *heldSessions) attach(node *cluster.Node) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.node = node
+	if node == nil {
+		return
+	}
+	for id, n := range h.n {
+		node.SetHeld(id, n)
+	}
 }
 
 // validate checks the cluster keys.
@@ -70,6 +109,7 @@ func (m *Main) startCluster(ctx context.Context) error {
 	}
 	n.Wire(m.Service.Publisher, m.Service.Connections)
 	m.cluster.node.Store(n)
+	m.cluster.held.attach(n)
 	m.Log.Info().Str("node", n.ID()).Msg("joined the cluster")
 	return nil
 }
@@ -78,6 +118,7 @@ func (m *Main) startCluster(ctx context.Context) error {
 // ends have crossed to the other nodes).
 func (m *Main) closeCluster() {
 	if n := m.cluster.node.Swap(nil); n != nil {
+		m.cluster.held.attach(nil)
 		n.Close()
 	}
 }

@@ -44,11 +44,13 @@ func singleNodeOnly(t testing.TB, why string) {
 }
 
 // persistentSessionOneNode is why the persistent-session tests run on one
-// node only: in a cluster an offline persistent MQTT session stays on the
-// node that held it, which queues only the events published through
-// itself; on another node the client catches up with after=<seq>
-// (docs/scaleout.md, "Client-id takeover").
-const persistentSessionOneNode = "an offline persistent MQTT session stays on its node and queues only that node's events (docs/scaleout.md, Client-id takeover)"
+// node only: they reconnect through the front (to any node) and restart
+// the server, and an offline persistent MQTT session stays on the node
+// that holds it (it queues the events sent through every node:
+// TestCluster_PersistentSessionQueuesFromEveryNode); on another node the
+// client catches up with after=<seq> (docs/scaleout.md, "Client-id
+// takeover").
+const persistentSessionOneNode = "an offline persistent MQTT session is not handed over when its client reconnects to another node (docs/scaleout.md, Client-id takeover)"
 
 // testCluster is n mqim nodes on one database, one NATS server, one data dir.
 type testCluster struct {

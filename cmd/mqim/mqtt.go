@@ -124,6 +124,7 @@ func (m *Main) startMQTT(_ context.Context) error {
 		Log:                   log,
 		MaxConnectionsPerUser: perUser,
 		Sessions:              m.sessionStore(),
+		Held:                  m.cluster.held.set,
 		Metrics:               m.metrics.m,
 	})
 	if err != nil {
