@@ -775,10 +775,12 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	if id.Kind == chat.KindUser && local > 0 {
 		notifyAll = n.svc.Presence.NotifyAll(id.ID) // the latest session's
 	}
-	// A login after none onto a subscription kept by the linger or by a
-	// held persistent session: the client catches up on what came before
-	// it, so the gap check starts afresh from the login (see deliver).
-	if in := n.interest[id]; open && local == 1 && in != nil {
+	// A login after none onto a subscription only the linger kept: the
+	// client catches up on what came before it, so the gap check starts
+	// afresh from the login (see deliver). A subscription a held
+	// persistent session kept saw every event meanwhile (they are in that
+	// session's queue): its gap state stays.
+	if in := n.interest[id]; open && local == 1 && in != nil && in.linger != nil {
 		in.mu.Lock()
 		in.created = time.Now()
 		in.convs = map[string]*convSeq{}
