@@ -226,19 +226,7 @@ func TestCluster_RemoveMemberRace(t *testing.T) {
 // Ensure an inbox event lost on the bus is filled from the store on the
 // receiving node: bob gets every message, in seq order.
 func TestCluster_GapFill(t *testing.T) {
-	var dropped atomic.Int32
-	db, n := startCluster(t, 2, func(id string, o *cluster.Options) {
-		if id == "b" {
-			o.Drop = func(_ chat.Identity, event string, payload []byte) bool {
-				return event == chat.EventMessage && strings.Contains(string(payload), "lost") && dropped.Add(1) == 1
-			}
-		}
-	})
-	users(t, db, "alice", "bob")
-	friends(t, db, "alice", "bob")
-	alice := connect(t, n[0], "alice-1", "alice")
-	bob := connect(t, n[1], "bob-1", "bob")
-	waitUntil(t, "a sees bob", func() bool { return n[0].n.RemoteSessions(chat.User("bob")) == 1 })
+	n, alice, bob, dropped := lossyPair(t)
 	for _, b := range []string{"one", "lost", "three"} {
 		alice.say(t, "say/friend/bob", b)
 	}

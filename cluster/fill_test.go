@@ -3,11 +3,9 @@ package cluster_test
 import (
 	"encoding/json"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/cluster"
 )
 
 // Ensure a session that logged in moments ago loses nothing stored after
@@ -17,19 +15,7 @@ import (
 // on b (as if a had not heard of the login yet); the next one, the first
 // of the conversation on that session, brings it from the store.
 func TestCluster_FreshLoginFill(t *testing.T) {
-	var dropped atomic.Int32
-	db, n := startCluster(t, 2, func(id string, o *cluster.Options) {
-		if id == "b" {
-			o.Drop = func(_ chat.Identity, event string, payload []byte) bool {
-				return event == chat.EventMessage && strings.Contains(string(payload), "lost") && dropped.Add(1) == 1
-			}
-		}
-	})
-	users(t, db, "alice", "bob")
-	friends(t, db, "alice", "bob")
-	alice := connect(t, n[0], "alice-1", "alice")
-	bob := connect(t, n[1], "bob-1", "bob")
-	waitUntil(t, "a sees bob", func() bool { return n[0].n.RemoteSessions(chat.User("bob")) == 1 })
+	n, alice, bob, dropped := lossyPair(t)
 	alice.say(t, "say/friend/bob", "lost")
 	alice.say(t, "say/friend/bob", "next")
 	var got []string

@@ -294,3 +294,24 @@ func (c *client) until(t *testing.T, m string) []msg {
 
 // close disconnects c normally.
 func (c *client) close() { _ = c.c.Disconnect(&paho5.Disconnect{}) }
+
+// lossyPair starts two nodes a and b with friends alice (on a) and bob (on
+// b), both connected; b's bus loses the first inbox message whose payload
+// holds "lost" (dropped counts the losses).
+func lossyPair(t *testing.T) (n []*node, alice, bob *client, dropped *atomic.Int32) {
+	t.Helper()
+	dropped = new(atomic.Int32)
+	db, n := startCluster(t, 2, func(id string, o *cluster.Options) {
+		if id == "b" {
+			o.Drop = func(_ chat.Identity, event string, payload []byte) bool {
+				return event == chat.EventMessage && strings.Contains(string(payload), "lost") && dropped.Add(1) == 1
+			}
+		}
+	})
+	users(t, db, "alice", "bob")
+	friends(t, db, "alice", "bob")
+	alice = connect(t, n[0], "alice-1", "alice")
+	bob = connect(t, n[1], "bob-1", "bob")
+	waitUntil(t, "a sees bob", func() bool { return n[0].n.RemoteSessions(chat.User("bob")) == 1 })
+	return n, alice, bob, dropped
+}

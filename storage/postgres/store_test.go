@@ -188,16 +188,7 @@ func TestAppendRecord_BadRecordFailsAlone(t *testing.T) {
 	}
 	wg.Wait()
 	close(seqs)
-	var got []uint64
-	for s := range seqs {
-		got = append(got, s)
-	}
-	slices.Sort(got)
-	for i, s := range got {
-		if s != uint64(i+1) {
-			t.Fatalf("seqs = %v, want 1..%d", got, n-n/4)
-		}
-	}
+	got := gapFree(t, seqs)
 	if len(got) != n-n/4 {
 		t.Fatalf("%d appends stored, want %d", len(got), n-n/4)
 	}
@@ -231,15 +222,8 @@ func TestAppendRecord_SeveralNodes(t *testing.T) {
 	}
 	wg.Wait()
 	close(seqs)
-	var got []uint64
-	for s := range seqs {
-		got = append(got, s)
-	}
-	slices.Sort(got)
-	for i, s := range got {
-		if s != uint64(i+1) {
-			t.Fatalf("seqs = %v, want 1..%d", got, len(nodes)*each)
-		}
+	if got := gapFree(t, seqs); len(got) != len(nodes)*each {
+		t.Fatalf("%d appends stored, want %d", len(got), len(nodes)*each)
 	}
 	for i, db := range nodes {
 		recs, err := db.Records(t.Context(), conv, maxInt64, 0, 1000)
@@ -292,4 +276,21 @@ func TestUpdate_LoginStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// gapFree drains seqs and fails t unless, sorted, they are 1, 2, 3, …
+// without a gap or a repeat; it returns them sorted.
+func gapFree(t *testing.T, seqs <-chan uint64) []uint64 {
+	t.Helper()
+	var got []uint64
+	for s := range seqs {
+		got = append(got, s)
+	}
+	slices.Sort(got)
+	for i, s := range got {
+		if s != uint64(i+1) {
+			t.Fatalf("seqs = %v, want 1..%d", got, len(got))
+		}
+	}
+	return got
 }
