@@ -12,6 +12,10 @@ type SessionStore interface {
 	// LoadSessions calls fn for every stored session, in client id order,
 	// with its events in key order.
 	LoadSessions(ctx context.Context, fn func(StoredSession) error) error
+	// LoadSession returns the stored session of one client id, with its
+	// events in key order; ok is false when none is stored. A cluster node
+	// reads it to take over a session another node held.
+	LoadSession(ctx context.Context, clientID string) (s StoredSession, ok bool, err error)
 }
 
 // SessionOpKind says what a [SessionOp] does.

@@ -137,3 +137,37 @@ func (db *DB) LoadSessions(ctx context.Context, fn func(chat.StoredSession) erro
 		return nil
 	})
 }
+
+// LoadSession implements chat.SessionStore.
+func (db *DB) LoadSession(ctx context.Context, clientID string) (chat.StoredSession, bool, error) {
+	s := chat.StoredSession{ClientID: clientID}
+	found := false
+	if err := checkParts("client", clientID); err != nil {
+		return s, false, err
+	}
+	err := db.View(ctx, func(ctx chat.Tx) error {
+		t := ctx.(*tx)
+		item, err := t.txn.Get(key(tagSession, clientID))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if s.State, err = item.ValueCopy(nil); err != nil {
+			return err
+		}
+		found = true
+		p := prefix(tagSessionEvent, clientID)
+		return t.scan(p, false, func(k, val []byte) error {
+			if rest := k[len(p):]; len(rest) == 8 {
+				s.Events = append(s.Events, chat.SessionEvent{Key: binary.BigEndian.Uint64(rest), Data: bytes.Clone(val)})
+			}
+			return nil
+		})
+	})
+	if err != nil || !found {
+		return chat.StoredSession{ClientID: clientID}, false, err
+	}
+	return s, true, nil
+}

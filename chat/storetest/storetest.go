@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 		{"Tx_ReadYourWrites", testTx_ReadYourWrites},
 		{"Sessions_SaveLoad", sessions(testSessions_SaveLoad)},
 		{"Sessions_LargeBatch", sessions(testSessions_LargeBatch)},
+		{"Sessions_LoadOne", sessions(testSessions_LoadOne)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -228,6 +229,26 @@ func testSessions_SaveLoad(t *testing.T, db chat.SessionStore) {
 		t.Fatalf("loaded %+v", got)
 	}
 	if err := db.SaveSessions(t.Context(), []chat.SessionOp{{Kind: chat.SessionPut, ClientID: "bad\x00id"}}); chat.ErrorCode(err) != chat.CodeInvalid {
+		t.Errorf("NUL in client id: %v", err)
+	}
+}
+
+// Ensure LoadSession returns one session as LoadSessions does, and none
+// for a client id without state (dropped, or never stored).
+func testSessions_LoadOne(t *testing.T, db chat.SessionStore) {
+	saveSessionFixture(t, db)
+	for _, want := range sessionFixture {
+		got, ok, err := db.LoadSession(t.Context(), want.ClientID)
+		if err != nil || !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("LoadSession(%q) = %+v, %v, %v; want %+v", want.ClientID, got, ok, err, want)
+		}
+	}
+	for _, id := range []string{"gone", "never", "dav"} {
+		if got, ok, err := db.LoadSession(t.Context(), id); err != nil || ok || got.State != nil || got.Events != nil {
+			t.Errorf("LoadSession(%q) = %+v, %v, %v; want none", id, got, ok, err)
+		}
+	}
+	if _, _, err := db.LoadSession(t.Context(), "bad\x00id"); chat.ErrorCode(err) != chat.CodeInvalid {
 		t.Errorf("NUL in client id: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -127,4 +128,46 @@ func (db *DB) LoadSessions(ctx context.Context, fn func(chat.StoredSession) erro
 		}
 	}
 	return nil
+}
+
+// LoadSession implements chat.SessionStore: the state and the events in
+// one snapshot.
+func (db *DB) LoadSession(ctx context.Context, clientID string) (chat.StoredSession, bool, error) {
+	s := chat.StoredSession{ClientID: clientID}
+	if err := checkParts("client", clientID); err != nil {
+		return s, false, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return s, false, err
+	}
+	found := false
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(ptx pgx.Tx) error {
+		s.State, s.Events = nil, nil
+		err := ptx.QueryRow(ctx, `SELECT state FROM mqtt_sessions WHERE client_id = $1`, clientID).Scan(&s.State)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		rows, err := ptx.Query(ctx, `SELECT key, data FROM mqtt_session_events WHERE client_id = $1 ORDER BY key`, clientID)
+		if err != nil {
+			return err
+		}
+		var key int64
+		var data []byte
+		_, err = pgx.ForEachRow(rows, []any{&key, &data}, func() error {
+			s.Events = append(s.Events, chat.SessionEvent{Key: eventKeyOf(key), Data: append([]byte(nil), data...)})
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return chat.StoredSession{ClientID: clientID}, false, fmt.Errorf("postgres: load session: %w", err)
+	}
+	if !found {
+		return chat.StoredSession{ClientID: clientID}, false, nil
+	}
+	return s, true, nil
 }
