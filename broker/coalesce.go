@@ -42,6 +42,9 @@ const (
 func (f *framer) Write(p []byte) (int, error) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
+	if f.connecting {
+		return f.holdUntilConnack(p)
+	}
 	if !f.waiting && !f.closed && isAck(p) && len(f.acks)+len(p) <= ackBatchMax {
 		if f.acks == nil {
 			f.acks = make([]byte, 0, 256)
@@ -58,6 +61,29 @@ func (f *framer) Write(p []byte) (int, error) {
 		}
 	}
 	return f.writeLocked(p)
+}
+
+// holdUntilConnack keeps what mochi writes before the CONNACK and writes it
+// right after. mochi lists a connection among its clients before it sends
+// the CONNACK, and the connection takes over the subscriptions of the
+// session it resumes then: an event published in between reaches the
+// client first, which a client must treat as a protocol error (paho:
+// "received unexpected packet"). The caller holds wmu.
+func (f *framer) holdUntilConnack(p []byte) (int, error) {
+	if len(p) == 0 || p[0]>>4 != packets.Connack {
+		f.early = append(f.early, p...)
+		return len(p), nil
+	}
+	f.connecting = false
+	early := f.early
+	f.early = nil
+	if len(early) == 0 {
+		return f.writeLocked(p)
+	}
+	if _, err := f.writeLocked(append(append(make([]byte, 0, len(p)+len(early)), p...), early...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // A server DISCONNECT exists in MQTT 5 only: MQTT 3.1.1 allows DISCONNECT

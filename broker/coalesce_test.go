@@ -57,6 +57,50 @@ func (c *pipeConn) SetWriteDeadline(time.Time) error { return nil }
 
 // readPacket reads one whole packet through f, as mochi does (header, then
 // body).
+// connected reads the CONNECT and writes mochi's CONNACK, then forgets
+// that write.
+func connected(t *testing.T, f *framer, c *pipeConn, connect []byte) {
+	t.Helper()
+	readPacket(t, f, connect)
+	if _, err := f.Write(connack); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.writes = nil
+	c.mu.Unlock()
+}
+
+// Ensure what mochi writes between accepting a CONNECT and its CONNACK (an
+// event to a resumed session, an answer to a pipelined packet) goes out
+// right after the CONNACK, in order, in the same write.
+func TestFramer_HoldsUntilConnack(t *testing.T) {
+	c := newPipeConn()
+	f := newFramer(c, &testCfg)
+	c.in <- connect4
+	readPacket(t, f, connect4)
+	d1 := pk(0x32, `0003 't/b' 0001 'one'`)
+	d2 := pk(0x32, `0003 't/b' 0002 'two'`)
+	for _, p := range [][]byte{d1, d2} {
+		if n, err := f.Write(p); n != len(p) || err != nil {
+			t.Fatalf("write: %d %v", n, err)
+		}
+	}
+	if w := c.written(); len(w) != 0 {
+		t.Fatalf("written before the CONNACK: %x", w)
+	}
+	if n, err := f.Write(connack); n != len(connack) || err != nil {
+		t.Fatalf("connack: %d %v", n, err)
+	}
+	want := append(append(bytes.Clone(connack), d1...), d2...)
+	if w := c.written(); len(w) != 1 || !bytes.Equal(w[0], want) {
+		t.Fatalf("writes %x, want one %x", w, want)
+	}
+	_, _ = f.Write(d1)
+	if w := c.written(); len(w) != 2 || !bytes.Equal(w[1], d1) {
+		t.Fatalf("after the CONNACK, writes %x", w)
+	}
+}
+
 func readPacket(t *testing.T, f *framer, want []byte) {
 	t.Helper()
 	got := make([]byte, len(want))
@@ -73,7 +117,7 @@ func TestCoalesce_AcksOfOneReadGoTogether(t *testing.T) {
 	c := newPipeConn()
 	f := newFramer(c, &testCfg)
 	c.in <- connect4
-	readPacket(t, f, connect4)
+	connected(t, f, c, connect4)
 	connack := []byte{packets.Connack << 4, 2, 0, 0}
 	if _, err := f.Write(connack); err != nil {
 		t.Fatal(err)
@@ -125,7 +169,7 @@ func TestCoalesce_FlushPoints(t *testing.T) {
 	c := newPipeConn()
 	f := newFramer(c, &testCfg)
 	c.in <- connect4
-	readPacket(t, f, connect4)
+	connected(t, f, c, connect4)
 
 	// With the next delivery: one write, ack first.
 	_, _ = f.Write(puback(1))
@@ -222,7 +266,7 @@ func TestFramer_NoDisconnectFor311(t *testing.T) {
 		c := newPipeConn()
 		f := newFramer(c, &testCfg)
 		c.in <- tc.connect
-		readPacket(t, f, tc.connect)
+		connected(t, f, c, tc.connect)
 		_, _ = f.Write(puback(1))
 		if n, err := f.Write(tc.write); n != len(tc.write) || err != nil {
 			t.Errorf("write %x: %d, %v", tc.write, n, err)

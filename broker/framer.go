@@ -83,6 +83,10 @@ type framer struct {
 	waiting  bool // the read goroutine is (about to be) blocked on the connection
 	closed   bool
 	v311     bool // the CONNECT was MQTT 3.1.1: no DISCONNECT is written (disconnectAt)
+	// connecting: a CONNECT was accepted and no CONNACK written yet; early
+	// holds what mochi wrote meanwhile (see holdUntilConnack).
+	connecting bool
+	early      []byte
 
 	buf    []byte // raw bytes read from the connection
 	r, w   int    // buf[r:w] is read but not yet handed on
@@ -296,6 +300,7 @@ func (f *framer) connect(flags byte, body []byte, n int) error {
 		f.sess.Version, f.sess.Expiry, f.clientMax = ci.Level, ci.Expiry, ci.MaxPacket
 		f.wmu.Lock() // written by other goroutines than this one
 		f.v311 = ci.Level < 5
+		f.connecting = true
 		f.wmu.Unlock()
 		f.remain = n
 		return nil

@@ -61,6 +61,7 @@ var (
 )
 
 var (
+	connack  = []byte{packets.Connack << 4, 2, 0, 0}
 	connect4 = pk(0x10, `0004 'MQTT' 04 02 003C 0001 'p'`)
 	connect5 = pk(0x10, `0004 'MQTT' 05 02 003C 00 0001 'p'`)
 )
@@ -76,7 +77,13 @@ func frame(cfg framerConfig, chunks ...[]byte) (passed, written []byte, err erro
 		n, e := f.Read(buf)
 		out.Write(buf[:n])
 		if e != nil {
-			return out.Bytes(), conn.out.Bytes(), e, conn
+			written = bytes.Clone(conn.out.Bytes())
+			if f.connecting && !conn.closed {
+				// mochi's CONNACK: what the framer held goes out after it.
+				_, _ = f.Write(connack)
+				written = append(written, conn.out.Bytes()[len(written)+len(connack):]...)
+			}
+			return out.Bytes(), written, e, conn
 		}
 	}
 }
