@@ -56,7 +56,11 @@ type Options struct {
 	// TakeOver ends the local connection of an MQTT client id that a newer
 	// connection on another node took (hooks.TakeOver); nil: none.
 	TakeOver func(clientID string) bool
-	Log      zerolog.Logger
+	// GiveUp ends this node's hold on a persistent MQTT session that a
+	// connection on another node takes (hooks.Sessions.GiveUp): when it
+	// returns, the store has the session; nil: none held here.
+	GiveUp func(clientID string, id chat.Identity, clean bool) (held, refused bool)
+	Log    zerolog.Logger
 
 	// Heartbeat is how often the node says it is alive; LivenessTTL how
 	// long without a word before the others count it dead (its sessions
@@ -208,7 +212,7 @@ func Join(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("cluster: connect %s: %w", o.URL, err)
 	}
 	n.nc = nc
-	for _, s := range []string{"hb", "presence", "takeover", "ctl.>", "node." + subjectToken(o.NodeID) + ".snap"} {
+	for _, s := range []string{"hb", "presence", "takeover", "session.take", "ctl.>", "node." + subjectToken(o.NodeID) + ".snap"} {
 		sub, err := nc.ChanSubscribe(n.prefix+s, n.in)
 		if err != nil {
 			nc.Close()
@@ -374,6 +378,22 @@ func (n *Node) handle(m *nats.Msg) {
 				n.log.Info().Str("client", t.Client).Str("peer", t.Node).Msg("cluster: client id taken over on another node")
 			}
 		}
+	case subj == "session.take":
+		var t takeMsg
+		if json.Unmarshal(m.Data, &t) != nil || t.Node == n.opts.NodeID {
+			return
+		}
+		// Off the dispatcher: giving up waits for the store.
+		go func() {
+			r := takeReply{Node: n.opts.NodeID}
+			if n.opts.GiveUp != nil {
+				r.Held, r.Refused = n.opts.GiveUp(t.Client, t.identity(), t.Clean)
+			}
+			if r.Held && !r.Refused {
+				n.log.Info().Str("client", t.Client).Str("peer", t.Node).Msg("cluster: persistent session given up to another node")
+			}
+			n.reply(m, r)
+		}()
 	case subj == "ctl.kick":
 		var k kickMsg
 		if json.Unmarshal(m.Data, &k) == nil {
@@ -557,6 +577,18 @@ type (
 		Client string `json:"c"`
 		At     int64  `json:"t"` // when it opened, unix ns
 	}
+	takeMsg struct {
+		Node   string    `json:"n"`
+		Client string    `json:"c"`
+		Kind   chat.Kind `json:"k"`
+		ID     string    `json:"i"`
+		Clean  bool      `json:"x,omitempty"`
+	}
+	takeReply struct {
+		Node    string `json:"n"`
+		Held    bool   `json:"h,omitempty"`
+		Refused bool   `json:"r,omitempty"`
+	}
 	kickMsg struct {
 		Kind      chat.Kind `json:"k"`
 		ID        string    `json:"i"`
@@ -574,6 +606,7 @@ type (
 
 func (p presenceMsg) identity() chat.Identity { return chat.Identity{Kind: p.Kind, ID: p.ID} }
 func (k kickMsg) identity() chat.Identity     { return chat.Identity{Kind: k.Kind, ID: k.ID} }
+func (t takeMsg) identity() chat.Identity     { return chat.Identity{Kind: t.Kind, ID: t.ID} }
 
 func (n *Node) publishJSON(subject string, v any) {
 	b, _ := json.Marshal(v)
@@ -775,18 +808,12 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 	if id.Kind == chat.KindUser && local > 0 {
 		notifyAll = n.svc.Presence.NotifyAll(id.ID) // the latest session's
 	}
-	// A login after none onto a subscription only the linger kept: the
-	// client catches up on what came before it, so the gap check starts
-	// afresh from the login (see deliver). A subscription a held
-	// persistent session kept saw every event meanwhile (they are in that
-	// session's queue): its gap state stays.
-	if in := n.interest[id]; open && local == 1 && in != nil && in.linger != nil {
-		in.mu.Lock()
-		in.created = time.Now()
-		in.convs = map[string]*convSeq{}
-		in.mu.Unlock()
-	}
-	n.want(id, local > 0 || n.held[id] > 0)
+	// A login after none onto a subscription only the linger kept (or a
+	// new one): the client catches up on what came before it, so the gap
+	// check starts afresh from the login (see deliver). A subscription a
+	// held persistent session kept saw every event meanwhile (they are in
+	// that session's queue): its gap state stays.
+	n.want(id, local > 0 || n.held[id] > 0, time.Now())
 	n.publishJSON("presence", presenceMsg{Node: n.opts.NodeID, Kind: id.Kind, ID: id.ID, N: local, NotifyAll: notifyAll, H: n.held[id]})
 	at := time.Now().UnixNano()
 	if open {
@@ -801,12 +828,17 @@ func (p *presence) Changed(id chat.Identity, session string, open bool, _ int, n
 }
 
 // want subscribes to id's inbox subject, or unsubscribes Linger later;
-// n.mu is held.
-func (n *Node) want(id chat.Identity, wanted bool) {
+// n.mu is held. An interest that starts, or that only the linger kept, gets
+// a new gap state (what it saw while lingering was for nobody) whose
+// first events fill what was stored since fresh (see deliver; zero: they
+// fill nothing). The state is a new object, not a reset of the old one:
+// a delivery holds the old one's lock while the broker's hooks run, and
+// those may be waiting for the node.
+func (n *Node) want(id chat.Identity, wanted bool, fresh time.Time) {
 	in := n.interest[id]
 	switch {
 	case wanted && in == nil:
-		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}, created: time.Now()}
+		in = &interest{id: id, token: inboxToken(id), convs: map[string]*convSeq{}, created: fresh}
 		sub, err := n.nc.ChanSubscribe(n.inboxSubject(in.token), n.in)
 		if err != nil {
 			n.log.Warn().Err(err).Str("user", id.String()).Msg("cluster: inbox subscription failed")
@@ -815,8 +847,10 @@ func (n *Node) want(id chat.Identity, wanted bool) {
 		n.interest[id] = in
 		n.byToken[in.token] = in
 	case wanted && in.linger != nil:
-		in.linger.Stop()
-		in.linger = nil
+		in.linger.Stop() // if it fired, unsubscribe finds another interest: a no-op
+		revived := &interest{id: id, token: in.token, sub: in.sub, convs: map[string]*convSeq{}, created: fresh}
+		n.interest[id] = revived
+		n.byToken[in.token] = revived
 	case !wanted && in != nil && in.linger == nil:
 		in.linger = time.AfterFunc(n.opts.Linger, func() { n.unsubscribe(in) })
 	}
@@ -839,7 +873,10 @@ func (n *Node) SetHeld(id chat.Identity, held int) {
 		delete(n.held, id)
 	}
 	local := len(n.svc.Presence.Sessions(id))
-	n.want(id, local > 0 || held > 0)
+	// Held sessions alone fill nothing at first: a session restored at
+	// start has nothing queued since its node stopped, and one taken from
+	// another node has the events sent before in the queue it brings.
+	n.want(id, local > 0 || held > 0, time.Time{})
 	n.log.Debug().Str("user", id.String()).Int("held", held).Int("local", local).Msg("cluster: persistent sessions held")
 	pm := presenceMsg{Node: n.opts.NodeID, Kind: id.Kind, ID: id.ID, N: local, H: held}
 	if id.Kind == chat.KindUser && local > 0 {

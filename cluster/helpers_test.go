@@ -70,20 +70,57 @@ type node struct {
 // the cluster options.
 func startNode(t *testing.T, db *storage.DB, url, id string, capPerUser int, edit func(*cluster.Options)) *node {
 	t.Helper()
+	return startNodeWith(t, db, url, id, nodeOptions{capPerUser: capPerUser, edit: edit})
+}
+
+type nodeOptions struct {
+	capPerUser int
+	edit       func(*cluster.Options)
+	// sessions keeps persistent MQTT sessions in db, moving between the
+	// nodes as cmd/mqim wires them.
+	sessions bool
+	// noRateLimit turns the say rate limit off (a sender without pause).
+	noRateLimit bool
+}
+
+func startNodeWith(t *testing.T, db *storage.DB, url, id string, no nodeOptions) *node {
+	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", id).Logger()
 	svc := chat.NewService(db, chat.Options{AppID: testApp, MaxBodyLen: 1024})
 	srv := broker.New(broker.Options{TCPAddr: "127.0.0.1:0", Logger: log})
 	svc.Publisher = srv
 	var nd *cluster.Node
-	err := hooks.Register(srv, hooks.Options{
+	var sessions *hooks.Sessions
+	ho := hooks.Options{
 		Service: svc,
 		Auth:    &chat.Authenticator{AppID: testApp, Tolerance: 15 * time.Minute, Keys: []chat.Key{{Value: testKey, Role: chat.RoleClient}}},
 		Log:     log,
 		// The connection cap counts the sessions of the other nodes.
 		OtherConnections:      func(id chat.Identity) int { return nd.RemoteSessions(id) },
-		MaxConnectionsPerUser: capPerUser,
-	})
-	if err != nil {
+		MaxConnectionsPerUser: no.capPerUser,
+	}
+	if no.noRateLimit {
+		ho.RateLimit = -1
+	}
+	if no.sessions {
+		held := map[chat.Identity]int{} // until the node joins
+		ho.Sessions, ho.NodeID = db, func() string { return id }
+		ho.Held = func(who chat.Identity, n int) {
+			if nd == nil {
+				held[who] = n
+				return
+			}
+			nd.SetHeld(who, n)
+		}
+		ho.Cluster = sessionCluster{&nd}
+		ho.OnSessions = func(s *hooks.Sessions) { sessions = s }
+		defer func() {
+			for who, n := range held {
+				nd.SetHeld(who, n)
+			}
+		}()
+	}
+	if err := hooks.Register(srv, ho); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
@@ -96,16 +133,30 @@ func startNode(t *testing.T, db *storage.DB, url, id string, capPerUser int, edi
 		Heartbeat: 50 * time.Millisecond, LivenessTTL: time.Second, RequestTimeout: 2 * time.Second,
 		Linger: 50 * time.Millisecond,
 	}
-	if edit != nil {
-		edit(&o)
+	if sessions != nil {
+		o.GiveUp = sessions.GiveUp
 	}
-	nd, err = cluster.Join(context.Background(), o)
+	if no.edit != nil {
+		no.edit(&o)
+	}
+	nd, err := cluster.Join(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nd.Wire(srv, svc.Connections)
 	t.Cleanup(nd.Close)
 	return &node{svc: svc, srv: srv, n: nd, addr: srv.TCPAddr().String()}
+}
+
+// sessionCluster is a node as hooks.SessionCluster (cmd/mqim has its own).
+type sessionCluster struct{ n **cluster.Node }
+
+func (s sessionCluster) TakeSession(ctx context.Context, cid string, id chat.Identity, clean bool) (bool, error) {
+	return (*s.n).TakeSession(ctx, cid, id, clean)
+}
+func (s sessionCluster) RemoteHeld(id chat.Identity) int { return (*s.n).RemoteHeld(id) }
+func (s sessionCluster) Queued(id chat.Identity, event string, payload []byte) {
+	(*s.n).Queued(id, event, payload)
 }
 
 // cluster starts nodes named a, b, c, … over one store and one NATS

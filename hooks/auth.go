@@ -116,6 +116,16 @@ func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if ref, ok := h.keepalive(cl); !ok {
 		return h.refuse(cl, ref, "keepalive must be between the server's minimum and maximum", log)
 	}
+	if s := h.reg.sessions; s != nil {
+		// In a cluster, a persistent session another node holds comes
+		// here first (Sessions.adopt), so that mochi hands it over.
+		if err := s.adopt(ctx, cl, req.Identity, pk.Connect.Clean); errors.Is(err, errClientIDTaken) {
+			return h.refuse(cl, connRefusal(err), err.Error(), log)
+		} else if err != nil {
+			log.Error().Err(err).Msg("persistent session not read from the store")
+			return h.refuse(cl, refuseUnavailable, "login failed", log)
+		}
+	}
 	if err := h.reg.check(cl.ID, req.Identity); err != nil {
 		return h.refuse(cl, connRefusal(err), err.Error(), log)
 	}
@@ -308,6 +318,13 @@ func (h *Auth) credentials(ctx context.Context, username string, password []byte
 func (h *Auth) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	switch {
 	case takenOver(cl):
+		// Taken over here, a newer connection holds the binding (release
+		// changes nothing). Taken over by another node, the binding goes
+		// with the session: one that ends, or that this node gave up
+		// (Sessions.GiveUp); a session mochi still holds keeps it.
+		if cur, ok := h.srv.Clients.Get(cl.ID); expire || !ok || cur != cl {
+			h.reg.release(cl)
+		}
 	case expire:
 		h.reg.release(cl)
 	case h.reg.erasing(cl):

@@ -92,6 +92,15 @@ type Options struct {
 	// in order (the cluster keeps its interest in the identity: see
 	// docs/scaleout.md). It must not call back into the hooks.
 	Held func(id chat.Identity, sessions int)
+	// Cluster, when set (a cluster node), moves persistent sessions
+	// between nodes: a client connecting with a session another node
+	// holds gets it here ([SessionCluster]). NodeID names this node in the
+	// stored sessions; it is called once, when first needed.
+	Cluster SessionCluster
+	NodeID  func() string
+	// OnSessions, when set, is given the Sessions hook once registered
+	// (the cluster calls its GiveUp).
+	OnSessions func(*Sessions)
 	// Metrics, when set, counts logins, says and rate-limit refusals;
 	// nil counts nothing.
 	Metrics *metrics.Metrics
@@ -162,11 +171,15 @@ func Register(b *broker.Server, opts Options) error {
 		}
 	}
 	if opts.Sessions != nil {
-		h := &Sessions{reg: reg, srv: b.MQTT(), store: opts.Sessions, ctx: opts.BaseContext, log: opts.Log, onHeld: opts.Held}
+		h := &Sessions{reg: reg, srv: b.MQTT(), store: opts.Sessions, ctx: opts.BaseContext, log: opts.Log, onHeld: opts.Held,
+			cluster: opts.Cluster, nodeID: opts.NodeID}
 		if err := b.AddHook(h, nil); err != nil {
 			return err
 		}
 		reg.sessions = h
+		if opts.OnSessions != nil {
+			opts.OnSessions(h)
+		}
 	}
 	return nil
 }

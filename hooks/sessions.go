@@ -42,11 +42,19 @@ type Sessions struct {
 	ctx   context.Context
 	log   zerolog.Logger
 
+	// cluster moves sessions between nodes (Options.Cluster); nil: one
+	// node. nodeID names this node in the stored state (Options.NodeID).
+	cluster  SessionCluster
+	nodeID   func() string
+	nodeOnce sync.Once
+	node     string
+
 	mu     sync.Mutex
-	known  map[string]*storedSession // by client id: sessions the store holds
-	held   map[chat.Identity]int     // the known sessions per identity
-	onHeld func(chat.Identity, int)  // Options.Held
-	loaded []loadedSession           // from StoredClients until StoredInflightMessages
+	known  map[string]*storedSession         // by client id: sessions the store holds
+	held   map[chat.Identity]int             // the known sessions per identity
+	strays map[*mqtt.Client][]packets.Packet // see stray
+	onHeld func(chat.Identity, int)          // Options.Held
+	loaded []loadedSession                   // from StoredClients until StoredInflightMessages
 
 	w sessionWriter
 }
@@ -71,6 +79,9 @@ type sessionState struct {
 	// Disconnected is when it disconnected (Unix seconds); 0 while it was
 	// connected.
 	Disconnected int64 `json:"disconnected,omitempty"`
+	// Node is the cluster node that holds the session ("" on a single
+	// server): at start a node restores only its own and the unowned ones.
+	Node string `json:"node,omitempty"`
 }
 
 // sessionEvent is a stored queued event, keyed by its packet id.
@@ -118,43 +129,24 @@ func (h *Sessions) Stop() error {
 // reconnecting client brings its own version).
 func (h *Sessions) StoredClients() ([]storage.Client, error) {
 	now := time.Now().Unix()
-	maxExpiry := int64(h.srv.Options.Capabilities.MaximumSessionExpiryInterval)
 	maxQueue := int(h.srv.Options.Capabilities.MaximumInflight)
 	var clients []storage.Client
 	var drop []chat.SessionOp
+	foreign := 0
 	err := h.store.LoadSessions(h.ctx, func(s chat.StoredSession) error {
-		var st sessionState
-		if err := json.Unmarshal(s.State, &st); err != nil {
-			h.log.Warn().Err(err).Str("client", s.ClientID).Msg("stored session unreadable; dropped")
+		st, c, ok := h.decode(s, now)
+		if !ok {
 			drop = append(drop, chat.SessionOp{Kind: chat.SessionDrop, ClientID: s.ClientID})
 			return nil
 		}
-		since := st.Disconnected
-		if since == 0 {
-			since = now // the server stopped without saving it (SIGKILL)
-		}
-		life := maxExpiry
-		if p := st.Client.Properties; st.Client.ProtocolVersion == 5 && p.SessionExpiryIntervalFlag {
-			life = min(life, int64(p.SessionExpiryInterval))
-		}
-		left := since + life - now
-		if left <= 0 {
-			drop = append(drop, chat.SessionOp{Kind: chat.SessionDrop, ClientID: s.ClientID})
+		if self := h.self(); self != "" && st.Node != "" && st.Node != self {
+			// Another node's: it restores it, or the node its client
+			// reconnects to takes it from the store (adopt).
+			foreign++
 			return nil
 		}
-		c := st.Client
-		c.ID, c.Clean, c.ProtocolVersion = s.ClientID, false, 5
-		c.Properties.SessionExpiryInterval, c.Properties.SessionExpiryIntervalFlag = uint32(min(left, 1<<32-1)), true
 		clients = append(clients, c)
-		ls := loadedSession{id: s.ClientID, subs: st.Subscriptions}
-		for _, e := range s.Events {
-			var ev sessionEvent
-			if json.Unmarshal(e.Data, &ev) == nil {
-				ev.Message.PacketID = uint16(e.Key)
-				ls.events = append(ls.events, ev)
-			}
-		}
-		slices.SortFunc(ls.events, func(a, b sessionEvent) int { return cmp.Compare(a.N, b.N) })
+		ls := loadedSession{id: s.ClientID, subs: st.Subscriptions, events: storedEvents(s)}
 		if len(ls.events) > maxQueue { // mqtt.max_inflight was lowered: mochi keeps the oldest too
 			ls.events = ls.events[:maxQueue]
 		}
@@ -167,8 +159,62 @@ func (h *Sessions) StoredClients() ([]storage.Client, error) {
 	if len(drop) > 0 {
 		h.w.add(drop...)
 	}
-	h.log.Info().Int("sessions", len(clients)).Int("expired", len(drop)).Msg("persistent sessions restored")
+	h.log.Info().Int("sessions", len(clients)).Int("expired", len(drop)).Int("other_nodes", foreign).Msg("persistent sessions restored")
 	return clients, nil
+}
+
+// decode reads a stored session's state; ok is false when it is unreadable
+// or expired (it is to be dropped). c is the client to restore: mochi
+// counts a restored session's expiry from the restore, and honours a
+// session's own interval only for MQTT 5, so c is MQTT 5 with what is
+// left of its expiry (the reconnecting client brings its own version).
+// Topic aliases are off: a queued event must carry its topic name.
+func (h *Sessions) decode(s chat.StoredSession, now int64) (st sessionState, c storage.Client, ok bool) {
+	if err := json.Unmarshal(s.State, &st); err != nil {
+		h.log.Warn().Err(err).Str("client", s.ClientID).Msg("stored session unreadable; dropped")
+		return st, c, false
+	}
+	since := st.Disconnected
+	if since == 0 {
+		since = now // the server stopped without saving it (SIGKILL)
+	}
+	life := int64(h.srv.Options.Capabilities.MaximumSessionExpiryInterval)
+	if p := st.Client.Properties; st.Client.ProtocolVersion == 5 && p.SessionExpiryIntervalFlag {
+		life = min(life, int64(p.SessionExpiryInterval))
+	}
+	left := since + life - now
+	if left <= 0 {
+		return st, c, false
+	}
+	c = st.Client
+	c.ID, c.Clean, c.ProtocolVersion = s.ClientID, false, 5
+	c.Properties.SessionExpiryInterval, c.Properties.SessionExpiryIntervalFlag = uint32(min(left, 1<<32-1)), true
+	c.Properties.TopicAliasMaximum = 0
+	return st, c, true
+}
+
+// storedEvents returns the queued events of s in queue order.
+func storedEvents(s chat.StoredSession) []sessionEvent {
+	var events []sessionEvent
+	for _, e := range s.Events {
+		var ev sessionEvent
+		if json.Unmarshal(e.Data, &ev) == nil {
+			ev.Message.PacketID = uint16(e.Key)
+			events = append(events, ev)
+		}
+	}
+	slices.SortFunc(events, func(a, b sessionEvent) int { return cmp.Compare(a.N, b.N) })
+	return events
+}
+
+// self is this node's id ("" on a single server).
+func (h *Sessions) self() string {
+	h.nodeOnce.Do(func() {
+		if h.nodeID != nil {
+			h.node = h.nodeID()
+		}
+	})
+	return h.node
 }
 
 // StoredSubscriptions implements mqtt.Hook.
@@ -224,19 +270,82 @@ func (h *Sessions) StoredInflightMessages() ([]storage.Message, error) {
 // stored session.
 func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if cur, ok := h.srv.Clients.Get(cl.ID); !ok || cur != cl {
+		h.mu.Unlock()
 		return
 	}
-	if sessionExpires(cl) {
-		if h.known[cl.ID] != nil {
-			h.keep(cl.ID, nil)
-			h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
+	var strays []packets.Packet
+	if old := h.known[cl.ID]; old != nil && old.cl != cl {
+		strays = append(h.strays[old.cl], broker.QueueOrder(old.cl.State.Inflight)...)
+		delete(h.strays, old.cl)
+	}
+	switch {
+	case !sessionExpires(cl):
+		h.keep(cl.ID, &storedSession{cl: cl})
+		h.w.add(h.putState(cl, 0))
+	case h.known[cl.ID] != nil:
+		h.keep(cl.ID, nil)
+		h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
+	}
+	h.mu.Unlock()
+	if len(strays) > 0 && !cl.Properties.Clean {
+		h.redeliver(cl, strays)
+	}
+}
+
+// A session handed to a new connection can lose events in mochi: it
+// copies the old connection's queue, and only then lists the new
+// connection as the client id's, so an event published in between goes to
+// the old one, whose queue mochi then clears (inheritClientSession). The
+// events it clears are kept here (OnQosDropped) with what was left in the
+// old queue, and those the new connection did not get are sent to it once
+// its session is established. docs/experiments/mochi-takeover-race.patch
+// is the fix in mochi itself.
+
+// stray keeps an event dropped from the queue of cl, a known session that
+// a new connection takes over.
+func (h *Sessions) stray(cl *mqtt.Client, pk packets.Packet) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.known[cl.ID]; s != nil && s.cl == cl {
+		if h.strays == nil {
+			h.strays = map[*mqtt.Client][]packets.Packet{}
 		}
-		return
+		h.strays[cl] = append(h.strays[cl], pk)
 	}
-	h.keep(cl.ID, &storedSession{cl: cl})
-	h.w.add(h.putState(cl, 0))
+}
+
+// redeliver sends cl the events of strays that are not in its queue.
+func (h *Sessions) redeliver(cl *mqtt.Client, strays []packets.Packet) {
+	have := map[string]bool{}
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		have[eventKey(pk.TopicName, pk.Payload)] = true
+	}
+	sent := 0
+	for _, pk := range strays {
+		k := eventKey(pk.TopicName, pk.Payload)
+		if have[k] || pk.TopicName == "" { // no topic: an alias of the old connection
+			continue
+		}
+		have[k] = true
+		id, err := cl.NextPacketID()
+		if err != nil {
+			break
+		}
+		pk.PacketID = uint16(id)
+		pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+		if cl.State.Inflight.Set(pk) {
+			atomic.AddInt64(&h.srv.Info.Inflight, 1)
+		}
+		_ = cl.WritePacket(pk) // if it fails, the event stays queued
+		sent++
+	}
+	if sent > 0 {
+		h.log.Debug().Str("client", cl.ID).Int("events", sent).Msg("events mochi dropped at a session takeover sent again")
+	}
 }
 
 // OnSubscribed implements mqtt.Hook.
@@ -290,6 +399,10 @@ func (h *Sessions) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ i
 	if !cl.Closed() || pk.FixedHeader.Type != packets.Publish {
 		return
 	}
+	if cl.IsTakenOver() {
+		h.late(cl, pk)
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := h.known[cl.ID]
@@ -300,10 +413,30 @@ func (h *Sessions) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ i
 	s.next++
 }
 
+// late handles an event queued on cl after a new connection took its
+// session over (a publisher that found cl under the client id just
+// before). While the new connection's session is not established, the
+// event stays in cl's queue and OnSessionEstablished finds it there;
+// after, it is sent on.
+func (h *Sessions) late(cl *mqtt.Client, pk packets.Packet) {
+	h.mu.Lock()
+	s := h.known[cl.ID]
+	cur, ok := h.srv.Clients.Get(cl.ID)
+	forward := s != nil && s.cl != cl && ok && s.cl == cur
+	h.mu.Unlock()
+	if forward {
+		h.redeliver(cur, []packets.Packet{pk})
+	}
+}
+
 // OnQosDropped implements mqtt.Hook: an event expired from (or was dropped
 // with) a disconnected session's queue.
 func (h *Sessions) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
-	if !cl.Closed() || cl.IsTakenOver() {
+	if cl.IsTakenOver() {
+		h.stray(cl, pk)
+		return
+	}
+	if !cl.Closed() {
 		return
 	}
 	h.mu.Lock()
@@ -379,6 +512,7 @@ func (h *Sessions) count(id chat.Identity, d int) {
 func (h *Sessions) putState(cl *mqtt.Client, disconnected int64) chat.SessionOp {
 	p := cl.Properties.Props
 	st := sessionState{
+		Node: h.self(),
 		Client: storage.Client{
 			ID: cl.ID, Username: cl.Properties.Username, Listener: cl.Net.Listener,
 			ProtocolVersion: cl.Properties.ProtocolVersion, Clean: cl.Properties.Clean,

@@ -11,7 +11,6 @@ import (
 // <!-- recall-example -->) works as written with mosquitto-clients and
 // curl against the real binary; only the addresses are the test's.
 func TestMain_RecallEditExampleWithMosquittoClients(t *testing.T) {
-	singleNodeOnly(t, persistentSessionOneNode)
 	for _, tool := range []string{"mosquitto_sub", "mosquitto_pub", "curl", "md5sum", "bash"} {
 		_, err := exec.LookPath(tool)
 		needTool(t, tool, "apt-get install mosquitto-clients curl coreutils", err != nil)

@@ -19,8 +19,42 @@ import (
 // clusterPart is this process's node of a cluster (cluster.nats_url;
 // docs/scaleout.md); it holds nil when the process is the whole server.
 type clusterPart struct {
-	node atomic.Pointer[cluster.Node]
-	held heldSessions
+	node     atomic.Pointer[cluster.Node]
+	held     heldSessions
+	sessions atomic.Pointer[hooks.Sessions] // the broker's, for GiveUp
+}
+
+// sessionCluster is the node as hooks.SessionCluster (persistent sessions
+// moving between nodes); before the node joins (the broker starts first)
+// there is nobody to ask: the store is the only holder.
+type sessionCluster struct{ c *clusterPart }
+
+func (s sessionCluster) TakeSession(ctx context.Context, clientID string, id chat.Identity, clean bool) (bool, error) {
+	if n := s.c.node.Load(); n != nil {
+		return n.TakeSession(ctx, clientID, id, clean)
+	}
+	return false, nil
+}
+
+func (s sessionCluster) RemoteHeld(id chat.Identity) int {
+	if n := s.c.node.Load(); n != nil {
+		return n.RemoteHeld(id)
+	}
+	return 0
+}
+
+func (s sessionCluster) Queued(id chat.Identity, event string, payload []byte) {
+	if n := s.c.node.Load(); n != nil {
+		n.Queued(id, event, payload)
+	}
+}
+
+// giveUp is cluster.Options.GiveUp over the broker's Sessions hook.
+func (c *clusterPart) giveUp(clientID string, id chat.Identity, clean bool) (held, refused bool) {
+	if s := c.sessions.Load(); s != nil {
+		return s.GiveUp(clientID, id, clean)
+	}
+	return false, false
 }
 
 // heldSessions is the broker's count of persistent sessions per identity
@@ -102,6 +136,7 @@ func (m *Main) startCluster(ctx context.Context) error {
 	n, err := cluster.Join(ctx, cluster.Options{
 		URL: c.NATSURL, NodeID: m.nodeID(), App: m.Config.App.ID, Service: m.Service,
 		TakeOver: func(clientID string) bool { return hooks.TakeOver(b, clientID) },
+		GiveUp:   m.cluster.giveUp,
 		Log:      m.Log.With().Str("component", "cluster").Logger(),
 	})
 	if err != nil {

@@ -43,15 +43,6 @@ func singleNodeOnly(t testing.TB, why string) {
 	}
 }
 
-// persistentSessionOneNode is why the persistent-session tests run on one
-// node only: they reconnect through the front (to any node) and restart
-// the server, and an offline persistent MQTT session stays on the node
-// that holds it (it queues the events sent through every node:
-// TestCluster_PersistentSessionQueuesFromEveryNode); on another node the
-// client catches up with after=<seq> (docs/scaleout.md, "Client-id
-// takeover").
-const persistentSessionOneNode = "an offline persistent MQTT session is not handed over when its client reconnects to another node (docs/scaleout.md, Client-id takeover)"
-
 // testCluster is n mqim nodes on one database, one NATS server, one data dir.
 type testCluster struct {
 	t       testing.TB

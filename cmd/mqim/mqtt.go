@@ -107,6 +107,11 @@ func (m *Main) startMQTT(_ context.Context) error {
 	}
 	hctx, cancel := context.WithCancel(context.Background())
 	m.mqtt.broker, m.mqtt.cancel = b, cancel
+	var sessions hooks.SessionCluster
+	nodeID := func() string { return "" }
+	if m.Config.Cluster.NATSURL != "" {
+		sessions, nodeID = sessionCluster{&m.cluster}, m.nodeID
+	}
 	err := hooks.Register(b, hooks.Options{
 		Service:               m.Service,
 		Auth:                  m.Auth,
@@ -125,6 +130,9 @@ func (m *Main) startMQTT(_ context.Context) error {
 		MaxConnectionsPerUser: perUser,
 		Sessions:              m.sessionStore(),
 		Held:                  m.cluster.held.set,
+		Cluster:               sessions,
+		NodeID:                nodeID,
+		OnSessions:            m.cluster.sessions.Store,
 		Metrics:               m.metrics.m,
 	})
 	if err != nil {

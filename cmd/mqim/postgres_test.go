@@ -78,7 +78,6 @@ func TestMain_Postgres(t *testing.T) {
 // once, in seq order, after a restart of the binary on the same database
 // and a new, empty data dir (nothing of the session is kept locally).
 func TestMain_PostgresPersistentSession(t *testing.T) {
-	singleNodeOnly(t, persistentSessionOneNode)
 	for _, tool := range []string{"mosquitto_sub", "stdbuf"} {
 		_, err := exec.LookPath(tool)
 		needTool(t, tool, "apt-get install mosquitto-clients coreutils", err != nil)

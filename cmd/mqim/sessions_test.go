@@ -133,7 +133,6 @@ func sayToDave(t *testing.T, p *proc, first, n int) {
 // subscription succeeds on reconnect: without restart, across a SIGTERM
 // restart and across a SIGKILL restart of the binary (same data dir).
 func TestMain_PersistentSessionMosquitto(t *testing.T) {
-	singleNodeOnly(t, persistentSessionOneNode)
 	for _, tool := range []string{"mosquitto_sub", "stdbuf"} {
 		_, err := exec.LookPath(tool)
 		needTool(t, tool, "apt-get install mosquitto-clients coreutils", err != nil)
