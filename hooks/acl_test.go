@@ -9,6 +9,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/testwait"
 )
 
 // Ensure refused says: MQTT 5 gets the PUBACK reason code, every version
@@ -311,5 +312,44 @@ func TestSay_DuplicateRetransmission(t *testing.T) {
 	}
 	if fmt.Sprint(bodies) != "[once once other]" {
 		t.Errorf("stored %v, want [once once other]", bodies)
+	}
+}
+
+// Ensure a say retransmitted on a new connection after the old one ended
+// with its PUBACK unsent (a clean session, as MQTT.js resends) is stored
+// once; another identity reusing the client id, or the same say from
+// another client id, is not taken for a retransmission.
+func TestSay_DuplicateAfterReconnect(t *testing.T) {
+	e := newEnv(t, nil)
+	e.users(t, "alice", "bob", "carol")
+	e.friends(t, "alice", "bob")
+	e.friends(t, "carol", "bob")
+	say := `{"content":{"body":"once"}}`
+	first := e.rawV3(t, "a1", "alice")
+	rawPublishQoS1(t, first, 7, false, "say/friend/bob", say)
+	_ = first.Close()
+	testwait.Until(t, "the first connection released", wait, func() bool { _, ok := e.srv.MQTT().Clients.Get("a1"); return !ok })
+
+	again := e.rawV3(t, "a1", "alice")
+	rawPublishQoS1(t, again, 7, true, "say/friend/bob", say) // acked, not stored again
+	other := e.rawV3(t, "a2", "alice")
+	rawPublishQoS1(t, other, 7, true, "say/friend/bob", say) // another client id: a new message
+	_ = again.Close()
+	testwait.Until(t, "the second connection released", wait, func() bool { _, ok := e.srv.MQTT().Clients.Get("a1"); return !ok })
+	carol := e.rawV3(t, "a1", "carol")
+	rawPublishQoS1(t, carol, 7, true, "say/friend/bob", say) // another identity: its own message
+
+	count := func(a, b string) int {
+		recs, err := e.db.Records(context.Background(), chat.FriendConv(a, b), e.svc.Now().UnixMilli()+1000, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(recs)
+	}
+	if n := count("alice", "bob"); n != 2 {
+		t.Errorf("alice stored %d messages, want 2 (a1 once, a2 once)", n)
+	}
+	if n := count("carol", "bob"); n != 1 {
+		t.Errorf("carol stored %d messages, want 1", n)
 	}
 }

@@ -205,7 +205,28 @@ type registry struct {
 	// sessions is the Sessions hook when persistent sessions are stored
 	// (set once, at Register); nil: they are not.
 	sessions *Sessions
+
+	// released keeps the recent says of client ids whose binding was
+	// released (a clean session that ended), for saysAfterRelease: a
+	// client that lost a PUBACK with its connection retransmits on the
+	// next one (MQTT.js does, clean session or not).
+	released map[string]releasedSays
 }
+
+// releasedSays are the recent says of a released client id.
+type releasedSays struct {
+	id     chat.Identity
+	recent [recentSays]said
+	next   int
+	at     time.Time
+}
+
+// saysAfterRelease is how long the recent says of a released client id
+// are kept; releasedMax bounds how many client ids are kept.
+const (
+	saysAfterRelease = 2 * time.Minute
+	releasedMax      = 1 << 16
+)
 
 // owner is the binding of one client id.
 type owner struct {
@@ -337,6 +358,12 @@ func (r *registry) claim(cl *mqtt.Client, id chat.Identity, notifyAll bool, toke
 			r.unindex(o.id, cl.ID)
 		}
 		o = &owner{id: id}
+		if rs, ok := r.released[cl.ID]; ok {
+			delete(r.released, cl.ID)
+			if rs.id == id && time.Since(rs.at) < saysAfterRelease {
+				o.recent, o.next = rs.recent, rs.next
+			}
+		}
 		r.owners[cl.ID] = o
 		set := r.byIdentity[id]
 		if set == nil {
@@ -438,7 +465,28 @@ func (r *registry) release(cl *mqtt.Client) {
 	if o := r.owners[cl.ID]; o != nil && o.cl == cl && o.online == nil {
 		delete(r.owners, cl.ID)
 		r.unindex(o.id, cl.ID)
+		r.keepSays(cl.ID, o)
 	}
+}
+
+// keepSays keeps o's recent says after its binding is released; r.mu is
+// held.
+func (r *registry) keepSays(clientID string, o *owner) {
+	if o.recent[(o.next+recentSays-1)%recentSays].sum == 0 {
+		return // none accepted
+	}
+	now := time.Now()
+	if len(r.released) >= releasedMax {
+		for k, v := range r.released {
+			if now.Sub(v.at) >= saysAfterRelease || len(r.released) >= releasedMax {
+				delete(r.released, k)
+			}
+		}
+	}
+	if r.released == nil {
+		r.released = map[string]releasedSays{}
+	}
+	r.released[clientID] = releasedSays{id: o.id, recent: o.recent, next: o.next, at: now}
 }
 
 // unindex removes clientID from the identity index of id.
