@@ -232,3 +232,49 @@ func TestCluster_PersistentSessionTakeoverAcrossNodes(t *testing.T) {
 	default:
 	}
 }
+
+// Ensure a persistent session whose node is killed is taken from the store
+// by the node its client reconnects to: dave's offline session on node 0
+// holds three queued events (stored) when node 0 is SIGKILLed; a fourth
+// is sent while no node holds the session. Back on node 1 (which waits
+// for the dead node's answer up to the request timeout), dave gets the
+// three from the stored queue, in order, once; the fourth is in the
+// history (after=3), and the gap fill delivers it before the next live
+// message.
+func TestCluster_PersistentSessionNodeCrash(t *testing.T) {
+	for _, tool := range []string{"mosquitto_sub", "stdbuf"} {
+		_, err := exec.LookPath(tool)
+		needTool(t, tool, "apt-get install mosquitto-clients coreutils", err != nil)
+	}
+	c := startNodes(t, 3, t.TempDir(), "MQIM_LOG_LEVEL=debug")
+	expect(t, "friends", c.Nodes[1].do("POST", "/ctx/alice/friends/dave", nil), 201)
+	sub := startMosquittoSub(t, c.Nodes[0], "dave", "dave-tab")
+	sub.next(t, "SUBACK", func(l string) bool { return strings.Contains(l, "Subscribed (mid: 1): 1") })
+	sub.stop()
+	for i, p := range c.Nodes {
+		testwait.Until(t, fmt.Sprintf("dave offline on node %d", i), 20*time.Second, func() bool { return sessionsOf(p, "dave") == 0 })
+	}
+	sayToDave(t, c.Nodes[1], 1, 3)
+	testwait.Until(t, "node 0 stored the queue", 10*time.Second, func() bool { return eventsSaved(c.Nodes[0]) >= 3 })
+	c.Nodes[0].kill()
+	sayToDave(t, c.Nodes[2], 4, 1)
+
+	sub = startMosquittoSub(t, c.Nodes[1], "dave", "dave-tab")
+	for i := 1; i <= 3; i++ {
+		if seq, body := sub.message(t); seq != uint64(i) || body != fmt.Sprintf("m%d", i) {
+			t.Fatalf("queued event %d: seq %d body %q; transcript:\n%s", i, seq, body, strings.Join(sub.transcript, "\n"))
+		}
+	}
+	sub.next(t, "SUBACK", func(l string) bool { return strings.Contains(l, "Subscribed (mid: 1): 1") })
+	recs, err := readAfter(c.Nodes[2], "/ctx/dave/friends/alice/chats", 3)
+	if err != nil || len(recs) != 1 || recs[0].Seq != 4 || recs[0].Content.Body != "m4" {
+		t.Fatalf("catch-up after=3: %+v, %v", recs, err)
+	}
+	sayToDave(t, c.Nodes[2], 5, 1)
+	for i := 4; i <= 5; i++ {
+		if seq, body := sub.message(t); seq != uint64(i) || body != fmt.Sprintf("m%d", i) {
+			t.Fatalf("after the queue, want m%d: seq %d body %q; transcript:\n%s", i, seq, body, strings.Join(sub.transcript, "\n"))
+		}
+	}
+	sub.stop()
+}
