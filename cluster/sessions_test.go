@@ -11,6 +11,7 @@ import (
 	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
+	pkts "github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqim/mqim/chat"
 )
@@ -171,5 +172,74 @@ func TestCluster_PersistentSessionMovesUnderLoad(t *testing.T) {
 	t.Logf("%d messages, 8 moves: %d lost, %d received again (%d flagged DUP)", total, lost, again, seen.redelivered)
 	if again > total/10 {
 		t.Errorf("%d of %d messages received again", again, total)
+	}
+}
+
+// rawSession connects cid as user on nd over bare MQTT 3.1.1 with clean
+// session false (for a DUP retransmission, which client libraries do not
+// write on demand).
+func rawSession(t *testing.T, nd *node, cid, user string) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", nd.addr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	cp := pkts.NewControlPacket(pkts.Connect).(*pkts.ConnectPacket)
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, false, 30
+	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = cid, true, user, true, []byte(chat.Sign(testKey, time.Now().UnixMilli()))
+	if err := cp.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := pkts.ReadPacket(conn); err != nil || ack.(*pkts.ConnackPacket).ReturnCode != 0 {
+		t.Fatalf("CONNACK %v, %v", ack, err)
+	}
+	return conn
+}
+
+// rawSay publishes a say at QoS 1 (DUP if dup) and waits for its PUBACK.
+func rawSay(t *testing.T, conn net.Conn, id uint16, dup bool, topic, payload string) {
+	t.Helper()
+	p := pkts.NewControlPacket(pkts.Publish).(*pkts.PublishPacket)
+	p.Qos, p.Dup, p.MessageID, p.TopicName, p.Payload = 1, dup, id, topic, []byte(payload)
+	if err := p.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		pk, err := pkts.ReadPacket(conn)
+		if err != nil {
+			t.Fatalf("PUBACK for %d: %v", id, err)
+		}
+		if pa, ok := pk.(*pkts.PubackPacket); ok && pa.MessageID == id {
+			return
+		}
+	}
+}
+
+// Ensure a say retransmitted (DUP) after its client's persistent session
+// moved to another node is recognised there: the recent says go with the
+// session.
+func TestCluster_DuplicateAfterMove(t *testing.T) {
+	db := openDB(t)
+	ns := startNATS(t)
+	var n []*node
+	for _, id := range []string{"a", "b"} {
+		n = append(n, startNodeWith(t, db, ns.ClientURL(), id, nodeOptions{sessions: true}))
+	}
+	for _, nd := range n {
+		waitUntil(t, "every node sees the other", func() bool { return len(nd.n.Peers()) == 1 })
+	}
+	users(t, db, "alice", "bob")
+	friends(t, db, "alice", "bob")
+	say := `{"content":{"body":"once"}}`
+	first := rawSession(t, n[0], "a1", "alice")
+	rawSay(t, first, 7, false, "say/friend/bob", say)
+	again := rawSession(t, n[1], "a1", "alice") // takes the live session over
+	rawSay(t, again, 7, true, "say/friend/bob", say)
+	rawSay(t, again, 8, true, "say/friend/bob", `{"content":{"body":"new"}}`)
+	recs, err := db.Records(context.Background(), chat.FriendConv("alice", "bob"), time.Now().UnixMilli()+1000, 0, 10)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("stored %d records (%v), want 2: once, new", len(recs), err)
 	}
 }

@@ -170,6 +170,7 @@ func (h *Sessions) adopt(ctx context.Context, cl *mqtt.Client, id chat.Identity,
 		h.resubscribe(pre, st.Subscriptions)
 	}
 	h.merge(pre, storedEvents(last))
+	h.reg.setSays(cl.ID, id, fromStoredSays(st.Says))
 
 	h.mu.Lock()
 	queue := broker.QueueOrder(pre.State.Inflight)

@@ -168,6 +168,12 @@ func openTestDB(t *testing.T) *storage.DB {
 // retransmission); it is closed when the test ends.
 func (e *env) rawV3(t *testing.T, clientID, user string) net.Conn {
 	t.Helper()
+	return e.rawV3Session(t, clientID, user, true)
+}
+
+// rawV3Session is rawV3 with the clean session flag given.
+func (e *env) rawV3Session(t *testing.T, clientID, user string, clean bool) net.Conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +181,7 @@ func (e *env) rawV3(t *testing.T, clientID, user string) net.Conn {
 	t.Cleanup(func() { _ = conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(wait))
 	cp := pkts.NewControlPacket(pkts.Connect).(*pkts.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, true, 30
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.Keepalive = "MQTT", 4, clean, 30
 	cp.ClientIdentifier, cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = clientID, true, user, true, []byte(sign())
 	if err := cp.Write(conn); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
@@ -549,14 +550,49 @@ func (r *registry) clearStale(clientID string) (chat.Identity, bool) {
 	return o.id, true
 }
 
-// sayHash returns the hash said.sum of a publish.
+// sayHash returns the hash said.sum of a publish: the same in every
+// process, since a persistent session's recent says go with it to the
+// store and to another node (sessionState.Says). 0 marks an empty slot.
 func (r *registry) sayHash(topic string, payload []byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(r.seed)
-	h.WriteString(topic)
-	h.WriteByte(0)
-	h.Write(payload)
-	return h.Sum64()
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.WriteString(topic)
+	_, _ = d.Write([]byte{0})
+	_, _ = d.Write(payload)
+	return max(d.Sum64(), 1)
+}
+
+// says returns the recent says of clientID's binding, oldest first.
+func (r *registry) says(clientID string) []said {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[clientID]
+	if o == nil {
+		return nil
+	}
+	var out []said
+	for i := range recentSays {
+		if x := o.recent[(o.next+i)%recentSays]; x.sum != 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// setSays sets the recent says of clientID's binding to id, if it is
+// bound to id (a session restored from the store).
+func (r *registry) setSays(clientID string, id chat.Identity, ss []said) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.owners[clientID]
+	if o == nil || o.id != id {
+		return
+	}
+	o.recent, o.next = [recentSays]said{}, 0
+	for _, x := range ss[max(0, len(ss)-recentSays):] {
+		o.recent[o.next] = x
+		o.next = (o.next + 1) % recentSays
+	}
 }
 
 // accepted remembers an accepted say of clientID.

@@ -70,6 +70,7 @@ type loadedSession struct {
 	id     string
 	subs   []storage.Subscription
 	events []sessionEvent
+	says   []said
 }
 
 // sessionState is the stored state of a session.
@@ -82,6 +83,32 @@ type sessionState struct {
 	// Node is the cluster node that holds the session ("" on a single
 	// server): at start a node restores only its own and the unowned ones.
 	Node string `json:"node,omitempty"`
+	// Says are the client id's recent QoS 1/2 says, oldest first, so that
+	// a retransmission (DUP) after a restart or a move to another node is
+	// recognised (registry.duplicate).
+	Says []storedSay `json:"says,omitempty"`
+}
+
+// storedSay is a said in the stored state.
+type storedSay struct {
+	PacketID uint16 `json:"p"`
+	Sum      uint64 `json:"s"`
+}
+
+func toStoredSays(ss []said) []storedSay {
+	out := make([]storedSay, 0, len(ss))
+	for _, x := range ss {
+		out = append(out, storedSay{PacketID: x.packetID, Sum: x.sum})
+	}
+	return out
+}
+
+func fromStoredSays(ss []storedSay) []said {
+	out := make([]said, 0, len(ss))
+	for _, x := range ss {
+		out = append(out, said{packetID: x.PacketID, sum: x.Sum})
+	}
+	return out
 }
 
 // sessionEvent is a stored queued event, keyed by its packet id.
@@ -146,7 +173,7 @@ func (h *Sessions) StoredClients() ([]storage.Client, error) {
 			return nil
 		}
 		clients = append(clients, c)
-		ls := loadedSession{id: s.ClientID, subs: st.Subscriptions, events: storedEvents(s)}
+		ls := loadedSession{id: s.ClientID, subs: st.Subscriptions, events: storedEvents(s), says: fromStoredSays(st.Says)}
 		if len(ls.events) > maxQueue { // mqtt.max_inflight was lowered: mochi keeps the oldest too
 			ls.events = ls.events[:maxQueue]
 		}
@@ -243,6 +270,7 @@ func (h *Sessions) StoredInflightMessages() ([]storage.Message, error) {
 		}
 		if id, ok := broker.ParseUsername(string(cl.Properties.Username)); ok {
 			h.reg.restore(cl, id)
+			h.reg.setSays(cl.ID, id, ls.says)
 		}
 		pks := make([]packets.Packet, len(ls.events))
 		for i, ev := range ls.events {
@@ -513,6 +541,7 @@ func (h *Sessions) putState(cl *mqtt.Client, disconnected int64) chat.SessionOp 
 	p := cl.Properties.Props
 	st := sessionState{
 		Node: h.self(),
+		Says: toStoredSays(h.reg.says(cl.ID)),
 		Client: storage.Client{
 			ID: cl.ID, Username: cl.Properties.Username, Listener: cl.Net.Listener,
 			ProtocolVersion: cl.Properties.ProtocolVersion, Clean: cl.Properties.Clean,

@@ -93,6 +93,33 @@ func TestSessions_ReconnectUnderLoad(t *testing.T) {
 	}
 }
 
+// Ensure a persistent session's recent says survive a restart: a say
+// retransmitted (DUP) on the first connection after the restart, its
+// PUBACK lost with the old server, is acknowledged and not stored again.
+func TestSessions_DuplicateAfterRestart(t *testing.T) {
+	db := openTestDB(t)
+	e := startSessionEnv(t, db, db, time.Hour)
+	e.users(t, "alice", "bob")
+	e.friends(t, "alice", "bob")
+	say := `{"content":{"body":"once"}}`
+	conn := e.rawV3Session(t, "a1", "alice", false)
+	rawPublishQoS1(t, conn, 7, false, "say/friend/bob", say)
+	_ = conn.Close()
+	testwait.Until(t, "alice's session offline", wait, func() bool {
+		cl, ok := e.srv.MQTT().Clients.Get("a1")
+		return ok && cl.Closed()
+	})
+	_ = e.srv.Close()
+
+	e = startSessionEnv(t, db, db, time.Hour)
+	conn = e.rawV3Session(t, "a1", "alice", false)
+	rawPublishQoS1(t, conn, 7, true, "say/friend/bob", say)
+	recs, err := db.Records(context.Background(), chat.FriendConv("alice", "bob"), e.svc.Now().UnixMilli()+1000, 0, 10)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("stored %d records (%v), want 1", len(recs), err)
+	}
+}
+
 // seqSet counts the message events received per seq over every
 // connection of one session.
 type seqSet struct {
