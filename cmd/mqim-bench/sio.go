@@ -57,10 +57,11 @@ var (
 // connectSIO logs cl in over socket.io and starts its reader; inFlight
 // sizes the window of unacknowledged says.
 func (r *Runner) connectSIO(cl *client, inFlight int) error {
+	b := r.nodeOf(cl) // on a cluster, spread like the MQTT clients
 	auth, _ := json.Marshal(map[string]string{
-		"app": r.B.AppID, "sign": chat.Sign(r.B.Key, time.Now().UnixMilli()), "client": cl.user,
+		"app": b.AppID, "sign": chat.Sign(b.Key, time.Now().UnixMilli()), "client": cl.user,
 	})
-	u := "ws" + strings.TrimPrefix(r.B.HTTP, "http") + "/socket.io/?EIO=3&transport=websocket&auth=" + url.QueryEscape(string(auth))
+	u := "ws" + strings.TrimPrefix(b.HTTP, "http") + "/socket.io/?EIO=3&transport=websocket&auth=" + url.QueryEscape(string(auth))
 	d := websocket.Dialer{HandshakeTimeout: 60 * time.Second}
 	ws, _, err := d.Dial(u, nil)
 	if err != nil {
