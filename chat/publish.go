@@ -2,6 +2,12 @@ package chat
 
 import "context"
 
+// QueuedEvent is an inbox event held in a session's queue.
+type QueuedEvent struct {
+	Name    string
+	Payload []byte
+}
+
 // Publisher delivers inbox events to live sessions. The broker implements it
 // on MQTT: event e for identity i goes to users/{i}/e or passengers/{i}/e.
 //

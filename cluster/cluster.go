@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,7 +61,11 @@ type Options struct {
 	// connection on another node takes (hooks.Sessions.GiveUp): when it
 	// returns, the store has the session; nil: none held here.
 	GiveUp func(clientID string, id chat.Identity, clean bool) (held, refused bool)
-	Log    zerolog.Logger
+	// StoreState stores the current state of this node's persistent
+	// session of a client id (hooks.Sessions.StoreState) for a node about
+	// to take it; nil: none held here.
+	StoreState func(clientID string, id chat.Identity) (held bool)
+	Log        zerolog.Logger
 
 	// Heartbeat is how often the node says it is alive; LivenessTTL how
 	// long without a word before the others count it dead (its sessions
@@ -106,6 +111,16 @@ type Node struct {
 	opened map[string]int64
 	// changed: the membership keys invalidated since the last barrier.
 	changed []string
+
+	// handedOver: per identity, the gap state a session taken from
+	// another node brought (TakeSession), until Queued applies it.
+	handedOver map[chat.Identity]map[string]uint64
+
+	// publishing is held (read) by each local publish from its local
+	// delivery to its bus publish, per identity shard: TakeSession waits
+	// for the publishes under way (see publishBarrier).
+	publishing [64]sync.RWMutex
+	seed       maphash.Seed
 }
 
 type remoteSessions struct {
@@ -141,6 +156,9 @@ type convSeq struct {
 	// reset: a membership change of the conversation; the next event
 	// starts afresh, filling nothing (forgetMembership).
 	reset bool
+	// first is the seq of the event that started this state without a
+	// fill (0: none); Queued fills from it down to a queue brought here.
+	first uint64
 }
 
 // Join connects to NATS and starts the node. The node is not wired yet:
@@ -179,6 +197,7 @@ func Join(ctx context.Context, o Options) (*Node, error) {
 		interest:   map[chat.Identity]*interest{},
 		byToken:    map[string]*interest{},
 		opened:     map[string]int64{},
+		seed:       maphash.MakeSeed(),
 	}
 	nc, err := nats.Connect(o.URL,
 		nats.Name("mqim "+o.NodeID),
@@ -212,7 +231,7 @@ func Join(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("cluster: connect %s: %w", o.URL, err)
 	}
 	n.nc = nc
-	for _, s := range []string{"hb", "presence", "takeover", "session.take", "ctl.>", "node." + subjectToken(o.NodeID) + ".snap"} {
+	for _, s := range []string{"hb", "presence", "takeover", "session.take", "session.store", "ctl.>", "node." + subjectToken(o.NodeID) + ".snap"} {
 		sub, err := nc.ChanSubscribe(n.prefix+s, n.in)
 		if err != nil {
 			nc.Close()
@@ -386,11 +405,27 @@ func (n *Node) handle(m *nats.Msg) {
 		// Off the dispatcher: giving up waits for the store.
 		go func() {
 			r := takeReply{Node: n.opts.NodeID}
+			// Read before the session goes: what is delivered here after
+			// that reaches nobody, and must not count as delivered.
+			last := n.lastDelivered(t.identity())
 			if n.opts.GiveUp != nil {
 				r.Held, r.Refused = n.opts.GiveUp(t.Client, t.identity(), t.Clean)
 			}
 			if r.Held && !r.Refused {
+				r.Last = last
 				n.log.Info().Str("client", t.Client).Str("peer", t.Node).Msg("cluster: persistent session given up to another node")
+			}
+			n.reply(m, r)
+		}()
+	case subj == "session.store":
+		var t takeMsg
+		if json.Unmarshal(m.Data, &t) != nil || t.Node == n.opts.NodeID {
+			return
+		}
+		go func() { // off the dispatcher: storing waits for the store
+			r := takeReply{Node: n.opts.NodeID}
+			if n.opts.StoreState != nil {
+				r.Held = n.opts.StoreState(t.Client, t.identity())
 			}
 			n.reply(m, r)
 		}()
@@ -588,6 +623,9 @@ type (
 		Node    string `json:"n"`
 		Held    bool   `json:"h,omitempty"`
 		Refused bool   `json:"r,omitempty"`
+		// Last is the giving node's gap state of the identity: the last
+		// seq it delivered per conversation (see Queued).
+		Last map[string]uint64 `json:"l,omitempty"`
 	}
 	kickMsg struct {
 		Kind      chat.Kind `json:"k"`

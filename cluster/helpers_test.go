@@ -134,7 +134,7 @@ func startNodeWith(t *testing.T, db *storage.DB, url, id string, no nodeOptions)
 		Linger: 50 * time.Millisecond,
 	}
 	if sessions != nil {
-		o.GiveUp = sessions.GiveUp
+		o.GiveUp, o.StoreState = sessions.GiveUp, sessions.StoreState
 	}
 	if no.edit != nil {
 		no.edit(&o)
@@ -155,8 +155,11 @@ func (s sessionCluster) TakeSession(ctx context.Context, cid string, id chat.Ide
 	return (*s.n).TakeSession(ctx, cid, id, clean)
 }
 func (s sessionCluster) RemoteHeld(id chat.Identity) int { return (*s.n).RemoteHeld(id) }
-func (s sessionCluster) Queued(id chat.Identity, event string, payload []byte) {
-	(*s.n).Queued(id, event, payload)
+func (s sessionCluster) StoreSession(ctx context.Context, cid string, id chat.Identity) error {
+	return (*s.n).StoreSession(ctx, cid, id)
+}
+func (s sessionCluster) Queued(id chat.Identity, events []chat.QueuedEvent) {
+	(*s.n).Queued(id, events)
 }
 
 // cluster starts nodes named a, b, c, … over one store and one NATS

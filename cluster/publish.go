@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"hash/maphash"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,8 +29,27 @@ type publisher Node
 // Publish implements chat.Publisher.
 func (p *publisher) Publish(to chat.Identity, event string, payload []byte, exceptSession string) {
 	n := (*Node)(p)
+	l := n.publishLock(to)
+	l.RLock()
+	defer l.RUnlock()
 	n.deliver(to, event, payload, exceptSession)
 	n.toBus(to, event, payload, exceptSession, "")
+}
+
+func (n *Node) publishLock(id chat.Identity) *sync.RWMutex {
+	return &n.publishing[maphash.String(n.seed, id.String())%uint64(len(n.publishing))]
+}
+
+// publishBarrier waits for the local publishes to id under way. A
+// persistent session taken from another node is installed here first,
+// then the other node gives it up: a publish that delivered locally
+// before the install and reaches the bus after the other node gave up
+// would be lost to the session; once the barrier is passed, every
+// publish delivers to the installed session.
+func (n *Node) publishBarrier(id chat.Identity) {
+	l := n.publishLock(id)
+	l.Lock()
+	l.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 }
 
 // PublishSession implements chat.Publisher: the session may be on any node.
@@ -126,6 +147,8 @@ func (n *Node) deliver(to chat.Identity, event string, payload []byte, except st
 			// already gave it.
 			cs.last = c.seq - 1 - min(c.seq-1, MaxGapFill)
 			n.fillSince(to, c, cs, in.created.Add(-FreshFillMargin).UnixMilli())
+		} else {
+			cs.first = c.seq
 		}
 		cs.last = c.seq
 	case c.seq <= cs.last:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/mqim/mqim/chat"
@@ -17,6 +18,7 @@ import (
 // A node that does not answer is reported in err; the caller goes on with
 // what the store holds.
 func (n *Node) TakeSession(_ context.Context, clientID string, id chat.Identity, clean bool) (refused bool, err error) {
+	n.publishBarrier(id)
 	b, _ := json.Marshal(takeMsg{Node: n.opts.NodeID, Client: clientID, Kind: id.Kind, ID: id.ID, Clean: clean})
 	got, missing, err := n.gather("session.take", b, n.opts.RequestTimeout)
 	if err != nil {
@@ -24,8 +26,24 @@ func (n *Node) TakeSession(_ context.Context, clientID string, id chat.Identity,
 	}
 	for _, data := range got {
 		var r takeReply
-		if json.Unmarshal(data, &r) == nil && r.Refused {
-			refused = true
+		if json.Unmarshal(data, &r) != nil {
+			continue
+		}
+		refused = refused || r.Refused
+		if len(r.Last) > 0 {
+			n.mu.Lock()
+			if n.handedOver == nil {
+				n.handedOver = map[chat.Identity]map[string]uint64{}
+			}
+			m := n.handedOver[id]
+			if m == nil {
+				m = map[string]uint64{}
+				n.handedOver[id] = m
+			}
+			for k, v := range r.Last {
+				m[k] = max(m[k], v)
+			}
+			n.mu.Unlock()
 		}
 	}
 	if len(missing) > 0 {
@@ -34,33 +52,122 @@ func (n *Node) TakeSession(_ context.Context, clientID string, id chat.Identity,
 	return refused, nil
 }
 
-// Queued tells the gap check that a message or yourself event is in the
-// queue of a session of id that this node took from another: the
-// conversation's last seq here is at least the event's, so a later gap
-// fill does not send it again.
-func (n *Node) Queued(id chat.Identity, event string, payload []byte) {
-	if event != chat.EventMessage && event != chat.EventYourself {
-		return
+// StoreSession asks every other live node to store the current state of
+// its persistent session of clientID (Options.StoreState there), and waits
+// until each has answered (RequestTimeout at most).
+func (n *Node) StoreSession(_ context.Context, clientID string, id chat.Identity) error {
+	b, _ := json.Marshal(takeMsg{Node: n.opts.NodeID, Client: clientID, Kind: id.Kind, ID: id.ID})
+	_, missing, err := n.gather("session.store", b, n.opts.RequestTimeout)
+	if err != nil {
+		return err
 	}
+	if len(missing) > 0 {
+		return errors.New("cluster: no answer from " + strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Queued tells the gap check of the queue of a session of id that this
+// node took from another: the message and yourself events in it count as
+// delivered (a later gap fill does not send them again). Events that
+// reached this node before the queue did, and started a conversation's
+// gap state here, may sit above a gap: one sent while the session moved
+// (delivered on the node it left after that node stored its queue). The
+// records between the queue's last and that first event are filled from
+// the store.
+func (n *Node) Queued(id chat.Identity, events []chat.QueuedEvent) {
 	n.mu.Lock()
 	in := n.interest[id]
+	last := n.handedOver[id]
+	delete(n.handedOver, id)
 	n.mu.Unlock()
 	if in == nil {
 		return
 	}
-	c, ok := parseConvEvent(id, event, payload)
-	if !ok {
-		return
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	top := map[string]convEvent{} // per conversation, the queue's last event below first
+	// The giving node's last seq per conversation is a floor too: an event
+	// it delivered after storing the queue went to nobody there, and
+	// reached this node before the session was installed here or not at
+	// all (NATS orders messages per publisher only).
+	for key, seq := range last {
+		c, ok := convFromKey(id, key)
+		if !ok {
+			continue
+		}
+		c.seq = seq
+		cs := in.convs[key]
+		if cs == nil {
+			cs = &convSeq{}
+			in.convs[key] = cs
+		}
+		if cs.first > 0 && seq < cs.first && seq > top[key].seq {
+			top[key] = c
+		}
+		cs.last = max(cs.last, seq)
+	}
+	for _, ev := range events {
+		if ev.Name != chat.EventMessage && ev.Name != chat.EventYourself {
+			continue
+		}
+		c, ok := parseConvEvent(id, ev.Name, ev.Payload)
+		if !ok {
+			continue
+		}
+		cs := in.convs[c.key]
+		if cs == nil {
+			cs = &convSeq{}
+			in.convs[c.key] = cs
+		}
+		if cs.first > 0 && c.seq < cs.first && c.seq > top[c.key].seq {
+			top[c.key] = c
+		}
+		cs.last = max(cs.last, c.seq)
+		delete(cs.holes, c.seq)
+	}
+	for key, c := range top {
+		cs := in.convs[key]
+		if c.seq+1 < cs.first {
+			upper := c
+			upper.seq = cs.first
+			n.fill(id, upper, &convSeq{last: c.seq})
+		}
+		cs.first = 0
+	}
+}
+
+// lastDelivered returns the last seq delivered per conversation of id
+// here (its gap state), for the node taking id's session.
+func (n *Node) lastDelivered(id chat.Identity) map[string]uint64 {
+	n.mu.Lock()
+	in := n.interest[id]
+	n.mu.Unlock()
+	if in == nil {
+		return nil
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	cs := in.convs[c.key]
-	if cs == nil {
-		cs = &convSeq{}
-		in.convs[c.key] = cs
+	out := make(map[string]uint64, len(in.convs))
+	for k, cs := range in.convs {
+		if cs.last > 0 && !cs.reset {
+			out[k] = cs.last
+		}
 	}
-	if c.seq > cs.last {
-		cs.last = c.seq
+	return out
+}
+
+// convFromKey rebuilds what a gap fill needs of a conversation of id from
+// its key (parseConvEvent's: type and the other party).
+func convFromKey(id chat.Identity, key string) (convEvent, bool) {
+	t, other, ok := strings.Cut(key, ":")
+	typ, err := strconv.Atoi(t)
+	if !ok || err != nil || other == "" {
+		return convEvent{}, false
 	}
-	delete(cs.holes, c.seq)
+	c := convEvent{key: key, typ: typ, other: other, to: chat.Peer{ID: id.ID, Type: typ}}
+	if typ == chat.TypeGroup {
+		c.to = chat.Peer{ID: other, Type: chat.TypeGroup}
+	}
+	return c, true
 }

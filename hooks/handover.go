@@ -28,10 +28,15 @@ type SessionCluster interface {
 	// RemoteHeld is the number of persistent sessions of id that the
 	// other nodes hold, connected or not.
 	RemoteHeld(id chat.Identity) int
-	// Queued tells the cluster's gap check that an event is in the queue
-	// of a session of id taken from another node: it counts as delivered
-	// here, so no gap fill sends it again.
-	Queued(id chat.Identity, event string, payload []byte)
+	// StoreSession asks every other live node to store the current state
+	// of its session of clientID, if it holds one for id, and returns once
+	// they have answered: a session that connected moments ago may not be
+	// stored yet, and its subscriptions are needed before TakeSession.
+	StoreSession(ctx context.Context, clientID string, id chat.Identity) error
+	// Queued tells the cluster's gap check the queue of a session of id
+	// taken from another node: its events count as delivered here, and a
+	// gap between them and what reached this node meanwhile is filled.
+	Queued(id chat.Identity, events []chat.QueuedEvent)
 }
 
 // GiveUp ends this node's hold on the persistent session of clientID for
@@ -54,12 +59,19 @@ func (h *Sessions) GiveUp(clientID string, id chat.Identity, clean bool) (held, 
 	}
 	live := !cl.Closed()
 	var ops []chat.SessionOp
-	switch s := h.known[clientID]; {
+	s := h.known[clientID]
+	switch {
 	case clean:
 		ops = append(ops, chat.SessionOp{Kind: chat.SessionDrop, ClientID: clientID})
-	case s != nil && s.cl == cl && !s.offline:
-		// Connected (or not yet marked offline): store its queue, as
-		// OnDisconnect would have.
+	case s != nil && s.cl == cl && s.offline:
+		// Offline: the store has its state and queue.
+	case s != nil && s.cl == cl || !sessionExpires(cl):
+		// Connected, or connecting (its session not established yet, the
+		// one it takes over still known): store its queue as OnDisconnect
+		// would, with what mochi dropped from the one it took over.
+		if s != nil && s.cl != cl {
+			h.requeue(cl, h.takeStrays(s.cl))
+		}
 		queue := broker.QueueOrder(cl.State.Inflight)
 		ops = append(ops, h.putState(cl, time.Now().Unix()))
 		for i, pk := range queue {
@@ -88,6 +100,28 @@ func (h *Sessions) GiveUp(clientID string, id chat.Identity, clean bool) (held, 
 	h.w.flush()
 	h.log.Debug().Str("client", clientID).Bool("live", live).Bool("clean", clean).Msg("persistent session given up to another node")
 	return true, false
+}
+
+// StoreState stores now the state of this node's session of clientID, if
+// it holds one for id that is connected or connecting (an offline one is
+// stored already), and returns once the store has it.
+func (h *Sessions) StoreState(clientID string, id chat.Identity) (held bool) {
+	h.mu.Lock()
+	cl, ok := h.srv.Clients.Get(clientID)
+	if !ok || sessionExpires(cl) {
+		h.mu.Unlock()
+		return false
+	}
+	if owner, ok := broker.ParseUsername(string(cl.Properties.Username)); !ok || owner != id {
+		h.mu.Unlock()
+		return false
+	}
+	if s := h.known[clientID]; s == nil || s.cl != cl || !s.offline {
+		h.w.add(h.putState(cl, 0))
+	}
+	h.mu.Unlock()
+	h.w.flush()
+	return true
 }
 
 // adopt brings to this node, before mochi looks for a session to hand to
@@ -125,6 +159,18 @@ func (h *Sessions) adopt(ctx context.Context, cl *mqtt.Client, id chat.Identity,
 	first, ok, err := h.store.LoadSession(ctx, cl.ID)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		// Nothing stored: a first session, or one that connected to
+		// another node moments ago (its state is written in the
+		// background). Its holder stores it now, so that it is installed
+		// here, subscriptions and all, before the holder lets it go.
+		if err := h.cluster.StoreSession(ctx, cl.ID, id); err != nil {
+			h.log.Warn().Err(err).Str("client", cl.ID).Msg("cluster: persistent session not stored by every node")
+		}
+		if first, ok, err = h.store.LoadSession(ctx, cl.ID); err != nil {
+			return err
+		}
 	}
 	var pre *mqtt.Client
 	if ok {
@@ -187,11 +233,13 @@ func (h *Sessions) adopt(ctx context.Context, cl *mqtt.Client, id chat.Identity,
 
 	// Told without h.mu: the cluster's deliveries hold their own locks
 	// while the broker's hooks (which take h.mu) run.
+	events := make([]chat.QueuedEvent, 0, len(queue))
 	for _, pk := range queue {
 		if _, event, ok := broker.ParseInboxTopic(pk.TopicName); ok {
-			h.cluster.Queued(id, event, pk.Payload)
+			events = append(events, chat.QueuedEvent{Name: event, Payload: pk.Payload})
 		}
 	}
+	h.cluster.Queued(id, events)
 	h.log.Debug().Str("client", cl.ID).Int("queued", len(queue)).Msg("persistent session taken from another node")
 	return nil
 }

@@ -304,8 +304,12 @@ func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	var strays []packets.Packet
 	if old := h.known[cl.ID]; old != nil && old.cl != cl {
-		strays = append(h.strays[old.cl], broker.QueueOrder(old.cl.State.Inflight)...)
-		delete(h.strays, old.cl)
+		strays = h.takeStrays(old.cl)
+	}
+	if len(strays) > 0 && !cl.Properties.Clean {
+		strays = h.requeue(cl, strays)
+	} else {
+		strays = nil
 	}
 	switch {
 	case !sessionExpires(cl):
@@ -316,9 +320,7 @@ func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		h.w.add(chat.SessionOp{Kind: chat.SessionDrop, ClientID: cl.ID})
 	}
 	h.mu.Unlock()
-	if len(strays) > 0 && !cl.Properties.Clean {
-		h.redeliver(cl, strays)
-	}
+	h.send(cl, strays)
 }
 
 // A session handed to a new connection can lose events in mochi: it
@@ -346,13 +348,23 @@ func (h *Sessions) stray(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// redeliver sends cl the events of strays that are not in its queue.
-func (h *Sessions) redeliver(cl *mqtt.Client, strays []packets.Packet) {
+// takeStrays returns (and forgets) what mochi dropped from old, a session
+// taken over, and what is left in its queue; h.mu is held.
+func (h *Sessions) takeStrays(old *mqtt.Client) []packets.Packet {
+	strays := append(h.strays[old], broker.QueueOrder(old.State.Inflight)...)
+	delete(h.strays, old)
+	return strays
+}
+
+// requeue puts in cl's queue the events of strays it does not hold, with
+// packet ids free in cl, and returns them; h.mu is held, so that a
+// GiveUp sees them in the queue it stores.
+func (h *Sessions) requeue(cl *mqtt.Client, strays []packets.Packet) []packets.Packet {
 	have := map[string]bool{}
 	for _, pk := range cl.State.Inflight.GetAll(false) {
 		have[eventKey(pk.TopicName, pk.Payload)] = true
 	}
-	sent := 0
+	var out []packets.Packet
 	for _, pk := range strays {
 		k := eventKey(pk.TopicName, pk.Payload)
 		if have[k] || pk.TopicName == "" { // no topic: an alias of the old connection
@@ -368,11 +380,19 @@ func (h *Sessions) redeliver(cl *mqtt.Client, strays []packets.Packet) {
 		if cl.State.Inflight.Set(pk) {
 			atomic.AddInt64(&h.srv.Info.Inflight, 1)
 		}
-		_ = cl.WritePacket(pk) // if it fails, the event stays queued
-		sent++
+		out = append(out, pk)
 	}
-	if sent > 0 {
-		h.log.Debug().Str("client", cl.ID).Int("events", sent).Msg("events mochi dropped at a session takeover sent again")
+	return out
+}
+
+// send writes requeued events to cl; one that cannot be written stays in
+// its queue (resent on the next connection, or stored with the session).
+func (h *Sessions) send(cl *mqtt.Client, pks []packets.Packet) {
+	for _, pk := range pks {
+		_ = cl.WritePacket(pk)
+	}
+	if len(pks) > 0 {
+		h.log.Debug().Str("client", cl.ID).Int("events", len(pks)).Msg("events mochi dropped at a session takeover sent again")
 	}
 }
 
@@ -450,11 +470,12 @@ func (h *Sessions) late(cl *mqtt.Client, pk packets.Packet) {
 	h.mu.Lock()
 	s := h.known[cl.ID]
 	cur, ok := h.srv.Clients.Get(cl.ID)
-	forward := s != nil && s.cl != cl && ok && s.cl == cur
-	h.mu.Unlock()
-	if forward {
-		h.redeliver(cur, []packets.Packet{pk})
+	var pks []packets.Packet
+	if s != nil && s.cl != cl && ok && s.cl == cur {
+		pks = h.requeue(cur, []packets.Packet{pk})
 	}
+	h.mu.Unlock()
+	h.send(cur, pks)
 }
 
 // OnQosDropped implements mqtt.Hook: an event expired from (or was dropped

@@ -43,10 +43,25 @@ func (s sessionCluster) RemoteHeld(id chat.Identity) int {
 	return 0
 }
 
-func (s sessionCluster) Queued(id chat.Identity, event string, payload []byte) {
+func (s sessionCluster) StoreSession(ctx context.Context, clientID string, id chat.Identity) error {
 	if n := s.c.node.Load(); n != nil {
-		n.Queued(id, event, payload)
+		return n.StoreSession(ctx, clientID, id)
 	}
+	return nil
+}
+
+func (s sessionCluster) Queued(id chat.Identity, events []chat.QueuedEvent) {
+	if n := s.c.node.Load(); n != nil {
+		n.Queued(id, events)
+	}
+}
+
+// storeState is cluster.Options.StoreState over the broker's Sessions hook.
+func (c *clusterPart) storeState(clientID string, id chat.Identity) bool {
+	if s := c.sessions.Load(); s != nil {
+		return s.StoreState(clientID, id)
+	}
+	return false
 }
 
 // giveUp is cluster.Options.GiveUp over the broker's Sessions hook.
@@ -135,9 +150,10 @@ func (m *Main) startCluster(ctx context.Context) error {
 	b := m.mqtt.broker
 	n, err := cluster.Join(ctx, cluster.Options{
 		URL: c.NATSURL, NodeID: m.nodeID(), App: m.Config.App.ID, Service: m.Service,
-		TakeOver: func(clientID string) bool { return hooks.TakeOver(b, clientID) },
-		GiveUp:   m.cluster.giveUp,
-		Log:      m.Log.With().Str("component", "cluster").Logger(),
+		TakeOver:   func(clientID string) bool { return hooks.TakeOver(b, clientID) },
+		GiveUp:     m.cluster.giveUp,
+		StoreState: m.cluster.storeState,
+		Log:        m.Log.With().Str("component", "cluster").Logger(),
 	})
 	if err != nil {
 		return err
