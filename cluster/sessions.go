@@ -86,35 +86,8 @@ func (n *Node) Queued(id chat.Identity, events []chat.QueuedEvent) {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	top := map[string]convEvent{} // per conversation, the queue's last event below first
-	// The giving node's last seq per conversation is a floor too: an event
-	// it delivered after storing the queue went to nobody there, and
-	// reached this node before the session was installed here or not at
-	// all (NATS orders messages per publisher only).
-	for key, seq := range last {
-		c, ok := convFromKey(id, key)
-		if !ok {
-			continue
-		}
-		c.seq = seq
-		cs := in.convs[key]
-		if cs == nil {
-			cs = &convSeq{}
-			in.convs[key] = cs
-		}
-		if cs.first > 0 && seq < cs.first && seq > top[key].seq {
-			top[key] = c
-		}
-		cs.last = max(cs.last, seq)
-	}
-	for _, ev := range events {
-		if ev.Name != chat.EventMessage && ev.Name != chat.EventYourself {
-			continue
-		}
-		c, ok := parseConvEvent(id, ev.Name, ev.Payload)
-		if !ok {
-			continue
-		}
+	top := map[string]convEvent{} // per conversation, the highest floor below first
+	floor := func(c convEvent) {
 		cs := in.convs[c.key]
 		if cs == nil {
 			cs = &convSeq{}
@@ -125,6 +98,24 @@ func (n *Node) Queued(id chat.Identity, events []chat.QueuedEvent) {
 		}
 		cs.last = max(cs.last, c.seq)
 		delete(cs.holes, c.seq)
+	}
+	// The giving node's last seq per conversation is a floor: an event it
+	// delivered after storing the queue went to nobody there, and reached
+	// this node before the session was installed here or not at all (NATS
+	// orders messages per publisher only). So is each queued event.
+	for key, seq := range last {
+		if c, ok := convFromKey(id, key); ok {
+			c.seq = seq
+			floor(c)
+		}
+	}
+	for _, ev := range events {
+		if ev.Name != chat.EventMessage && ev.Name != chat.EventYourself {
+			continue
+		}
+		if c, ok := parseConvEvent(id, ev.Name, ev.Payload); ok {
+			floor(c)
+		}
 	}
 	for key, c := range top {
 		cs := in.convs[key]
